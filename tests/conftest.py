@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from trendio_cli.sandbox.server import SandboxServer
+from trendio_cli.sandbox.state import SandboxSettings
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch, tmp_path):
+    """No test sees the developer's credentials or ledger; state lives in tmp_path."""
+    for key in list(os.environ):
+        if key.startswith("TRENDIO_") or key == "NO_COLOR":
+            monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("TRENDIO_LEDGER", str(tmp_path / "trendio.db"))
+    monkeypatch.setenv("COLUMNS", "120")
+
+
+@pytest.fixture
+def sandbox():
+    with SandboxServer(SandboxSettings(ineligible_permille=0)) as sb:
+        yield sb

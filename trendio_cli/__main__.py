@@ -1,0 +1,3 @@
+from trendio_cli.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""The TikTok Shop affiliate-seller API: endpoints, signing, credentials, client and answer classification."""

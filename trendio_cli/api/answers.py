@@ -1,0 +1,225 @@
+"""Turn every answer the API can give (JSON envelope, bare HTTP error, broken body, transport failure)
+into one `ApiAnswer` that says what the executor must do."""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import time
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+import httpx
+
+
+class Outcome(str, Enum):
+    OK = "ok"
+    RATE_LIMITED = "rate_limited"  # back off, honour Retry-After, re-sign; never a failed invite
+    DAILY_QUOTA = "daily_quota"  # no more calls for this brand until the quota day rolls over
+    TRANSIENT = "transient"  # retry with backoff; a create may or may not have happened
+    DUPLICATE = "duplicate"  # creator already invited to this product; never retry
+    INELIGIBLE = "ineligible"  # creator cannot be invited
+    OUTREACH_QUOTA = "outreach_quota"  # weekly outreach spent: stop inviting for this shop
+    AUTH = "auth"  # credentials / signature / timestamp / scope: stop the run
+    PRODUCT = "product"  # product not owned by the shop: configuration error for that product
+    UNKNOWN = "unknown"  # undocumented code: non-retryable, keep code and message
+
+
+CODE_OUTCOMES: dict[int, Outcome] = {
+    0: Outcome.OK,
+    36009002: Outcome.RATE_LIMITED,
+    36009003: Outcome.TRANSIENT,
+    36009007: Outcome.TRANSIENT,
+    36009004: Outcome.AUTH,
+    105002: Outcome.AUTH,
+    101000: Outcome.AUTH,
+    105005: Outcome.AUTH,
+    106001: Outcome.AUTH,
+    45101004: Outcome.DAILY_QUOTA,
+    16024022: Outcome.DUPLICATE,
+    16024019: Outcome.OUTREACH_QUOTA,
+    16024021: Outcome.INELIGIBLE,
+    16024020: Outcome.INELIGIBLE,
+    16024006: Outcome.INELIGIBLE,
+    16024016: Outcome.INELIGIBLE,
+    16024008: Outcome.PRODUCT,
+}
+
+AUTH_HINTS: dict[int, str] = {
+    105002: "the access token has expired: refresh it (Partner Center > Authorization) and set TRENDIO_ACCESS_TOKEN",
+    101000: "the access token is invalid: re-authorize the shop and set TRENDIO_ACCESS_TOKEN",
+    105005: "the token lacks a scope: grant the affiliate-seller scopes to the app and re-authorize the shop",
+    106001: "the signature was refused: check TRENDIO_APP_SECRET",
+    36009004: "check the app key, secret, token, shop cipher and that this machine's clock is right",
+}
+
+
+@dataclass
+class ApiAnswer:
+    outcome: Outcome
+    http_status: int | None = None
+    code: int | None = None
+    message: str = ""
+    request_id: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    retry_after: float | None = None
+    # True when the call may have changed state on the platform although we did not get a clean answer:
+    # a create must then be reconciled before it is sent again.
+    maybe_applied: bool = False
+    latency_ms: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome is Outcome.OK
+
+    @property
+    def retryable(self) -> bool:
+        return self.outcome in (Outcome.RATE_LIMITED, Outcome.TRANSIENT)
+
+    @property
+    def hint(self) -> str | None:
+        return AUTH_HINTS.get(self.code or 0)
+
+    def describe(self) -> str:
+        parts = [self.outcome.value]
+        if self.code is not None:
+            parts.append(f"code {self.code}")
+        if self.http_status is not None and self.http_status != 200:
+            parts.append(f"HTTP {self.http_status}")
+        if self.message:
+            parts.append(self.message)
+        return ": ".join([parts[0], ", ".join(parts[1:])]) if len(parts) > 1 else parts[0]
+
+    # --- create-collaboration specifics -------------------------------------------------------
+    def collaboration_id(self) -> str | None:
+        tc = self.data.get("target_collaboration") if isinstance(self.data, dict) else None
+        if isinstance(tc, dict) and tc.get("id") is not None:
+            return str(tc["id"])
+        return None
+
+    def conflicts(self) -> list[tuple[str, str]]:
+        """(creator, product) pairs the platform refused as already invited, in any of the documented forms."""
+        pairs: list[tuple[str, str]] = []
+        if not isinstance(self.data, dict):
+            return pairs
+        for key in ("target_collaboration_conflicts", "conflict_items", "conflicts"):
+            items = self.data.get(key)
+            if not isinstance(items, list):
+                continue
+            for item in items:
+                if not isinstance(item, dict):
+                    continue
+                creator = _first(item, "creator_user_id", "creator_open_id", "creator_user_open_id", "creator_id")
+                product = _first(item, "product_id", "id")
+                if creator is not None and product is not None:
+                    pairs.append((str(creator), str(product)))
+        return pairs
+
+    def named_ids(self, candidates: set[str]) -> set[str]:
+        """Which of `candidates` the answer's data mentions anywhere (error data naming creators or products)."""
+        found: set[str] = set()
+        _walk_strings(self.data, candidates, found)
+        return found
+
+
+def _first(item: dict[str, Any], *keys: str) -> Any:
+    for k in keys:
+        if item.get(k) not in (None, ""):
+            return item[k]
+    return None
+
+
+def _walk_strings(value: Any, candidates: set[str], found: set[str]) -> None:
+    if isinstance(value, dict):
+        for v in value.values():
+            _walk_strings(v, candidates, found)
+    elif isinstance(value, list):
+        for v in value:
+            _walk_strings(v, candidates, found)
+    elif isinstance(value, (str, int)) and not isinstance(value, bool):
+        s = str(value)
+        if s in candidates:
+            found.add(s)
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Retry-After in seconds, from delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def classify_response(
+    status: int, headers: httpx.Headers | dict[str, str], body: bytes, *, mutating: bool
+) -> ApiAnswer:
+    """Classify an HTTP response. The JSON envelope's `code` wins over the HTTP status."""
+    retry_after = parse_retry_after(headers.get("retry-after") or headers.get("Retry-After"))
+    envelope: Any = None
+    if body.strip():
+        try:
+            envelope = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            envelope = None
+    if isinstance(envelope, dict) and isinstance(envelope.get("code"), (int, str)):
+        try:
+            code = int(envelope["code"])
+        except ValueError:
+            code = None
+        if code is not None:
+            data = envelope.get("data")
+            outcome = CODE_OUTCOMES.get(code, Outcome.UNKNOWN)
+            if outcome is Outcome.OK and status >= 400:
+                outcome = _status_outcome(status)
+            return ApiAnswer(
+                outcome=outcome,
+                http_status=status,
+                code=code,
+                message=str(envelope.get("message") or ""),
+                request_id=(str(envelope["request_id"]) if envelope.get("request_id") else None),
+                data=data if isinstance(data, dict) else {},
+                retry_after=retry_after,
+                # internal error / timeout: the platform may have done the work before failing
+                maybe_applied=mutating and outcome is Outcome.TRANSIENT,
+            )
+    # No usable envelope: an HTML error page, an empty or truncated body, a proxy's answer.
+    outcome = _status_outcome(status)
+    snippet = body[:120].decode("utf-8", "replace").strip().replace("\n", " ")
+    return ApiAnswer(
+        outcome=outcome,
+        http_status=status,
+        message=f"HTTP {status} without a JSON envelope" + (f": {snippet}" if snippet else " (empty body)"),
+        retry_after=retry_after,
+        maybe_applied=mutating and outcome is Outcome.TRANSIENT,
+    )
+
+
+def _status_outcome(status: int) -> Outcome:
+    if status == 429:
+        return Outcome.RATE_LIMITED
+    if status in (401, 403):
+        return Outcome.AUTH
+    # Any other status without a readable envelope, a 200 with a broken body included, is treated as a
+    # transient failure: retry (after reconciling a create) rather than crash or give up.
+    return Outcome.TRANSIENT
+
+
+def classify_exception(exc: Exception, *, mutating: bool) -> ApiAnswer:
+    """Transport failures are transient; whether the request reached the platform decides `maybe_applied`."""
+    never_sent = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
+    return ApiAnswer(
+        outcome=Outcome.TRANSIENT,
+        message=f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__,
+        maybe_applied=mutating and not never_sent,
+    )

@@ -1,0 +1,210 @@
+"""The signed HTTP client: one pooled httpx.AsyncClient per run, a fresh timestamp and signature per attempt."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from trendio_cli.api import endpoints as ep
+from trendio_cli.api.answers import ApiAnswer, classify_exception, classify_response
+from trendio_cli.api.credentials import Credentials, check_base_url
+from trendio_cli.api.signing import sign
+
+DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=30.0, write=10.0, pool=30.0)
+REDACTED = "***"
+
+
+@dataclass(frozen=True)
+class PreparedRequest:
+    """A request before signing: what `dry-run` shows and what `execute` sends."""
+
+    endpoint: ep.Endpoint
+    path: str
+    query: dict[str, str] = field(default_factory=dict)  # extra query beyond the signed auth parameters
+    body: bytes | None = None
+
+    @property
+    def mutating(self) -> bool:
+        return self.endpoint.name == "create_collaboration"
+
+
+@dataclass(frozen=True)
+class SignedRequest:
+    method: str
+    url: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes | None
+
+    def redacted(self, credentials: Credentials) -> dict[str, Any]:
+        """A JSON-able view with the access token and app key hidden (the secret never appears at all)."""
+        query = dict(self.query)
+        query["app_key"] = _mask(query.get("app_key", ""))
+        headers = {k: (REDACTED if k.lower() == "x-tts-access-token" else v) for k, v in self.headers.items()}
+        body: Any = None
+        if self.body:
+            body = json.loads(self.body)
+        return {"method": self.method, "url": self.url, "query": query, "headers": headers, "body": body}
+
+
+def _mask(value: str) -> str:
+    return value[:3] + REDACTED if len(value) > 6 else REDACTED
+
+
+def encode_body(body: dict[str, Any]) -> bytes:
+    """The exact bytes that are signed and sent."""
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def create_collaboration_body(
+    *,
+    name: str,
+    message: str,
+    end_time: int,
+    products: Sequence[tuple[str, int]],
+    creator_ids: Sequence[str],
+    contact_email: str | None,
+    free_sample: bool,
+    sample_approval_exempt: bool = False,
+    version: str = "202405",
+) -> dict[str, Any]:
+    if len(creator_ids) > ep.MAX_CREATORS_PER_CREATE:
+        raise ValueError(f"at most {ep.MAX_CREATORS_PER_CREATE} creators per create request")
+    if len(products) > ep.MAX_PRODUCTS_PER_CREATE:
+        raise ValueError(f"at most {ep.MAX_PRODUCTS_PER_CREATE} products per create request")
+    creator_field = "creator_user_open_ids" if version >= "202508" else "creator_user_ids"
+    body: dict[str, Any] = {
+        "name": name,
+        "message": message,
+        "end_time": str(end_time),
+        "products": [{"id": pid, "target_commission_rate": rate} for pid, rate in products],
+        creator_field: list(creator_ids),
+        "free_sample_rule": {
+            "has_free_sample": bool(free_sample),
+            "is_sample_approval_exempt": bool(sample_approval_exempt),
+        },
+    }
+    if contact_email:
+        body["seller_contact_info"] = {"email": contact_email}
+    return body
+
+
+class ApiClient:
+    """Builds, signs and sends requests; every answer comes back classified, never as an exception."""
+
+    def __init__(
+        self,
+        base_url: str,
+        credentials: Credentials,
+        *,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        max_connections: int = 100,
+        transport: httpx.AsyncBaseTransport | None = None,
+        create_version: str = "202405",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.base_url = check_base_url(base_url)
+        self.credentials = credentials
+        self.create_endpoint = ep.CREATE_VERSIONS[create_version]
+        self.clock = clock
+        self._timeout = timeout
+        self._limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        self._transport = transport
+        self._http: httpx.AsyncClient | None = None
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    async def __aenter__(self) -> ApiClient:
+        self._http = httpx.AsyncClient(timeout=self._timeout, limits=self._limits, transport=self._transport)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    # --- building ----------------------------------------------------------------------------
+    def prepare(
+        self,
+        endpoint: ep.Endpoint,
+        *,
+        body: dict[str, Any] | None = None,
+        query: dict[str, str] | None = None,
+        **path_params: str,
+    ) -> PreparedRequest:
+        return PreparedRequest(
+            endpoint=endpoint,
+            path=endpoint.render(**path_params),
+            query=dict(query or {}),
+            body=encode_body(body) if body is not None else (b"{}" if endpoint.method == "POST" else None),
+        )
+
+    def sign(self, prepared: PreparedRequest, timestamp: int | None = None) -> SignedRequest:
+        """Sign with a fresh timestamp (or the one given, for tests and the simulated clock of dry-run)."""
+        creds = self.credentials
+        ts = int(self.clock()) if timestamp is None else timestamp
+        query = {**prepared.query, "app_key": creds.app_key, "timestamp": str(ts), "shop_cipher": creds.shop_cipher}
+        query["sign"] = sign(creds.app_secret, prepared.path, query, prepared.body or b"")
+        headers = {"x-tts-access-token": creds.access_token, "content-type": "application/json"}
+        return SignedRequest(prepared.endpoint.method, self.base_url + prepared.path, query, headers, prepared.body)
+
+    # --- sending -----------------------------------------------------------------------------
+    async def send(self, prepared: PreparedRequest) -> ApiAnswer:
+        """One attempt: sign now, send, classify. Retries are the caller's (they need the ledger)."""
+        if self._http is None:
+            raise RuntimeError("ApiClient used outside `async with`")
+        signed = self.sign(prepared)
+        started = time.perf_counter()
+        try:
+            response = await self._http.request(
+                signed.method, signed.url, params=signed.query, headers=signed.headers, content=signed.body
+            )
+            answer = classify_response(
+                response.status_code, response.headers, response.content, mutating=prepared.mutating
+            )
+        except httpx.HTTPError as exc:
+            answer = classify_exception(exc, mutating=prepared.mutating)
+        answer.latency_ms = (time.perf_counter() - started) * 1000
+        return answer
+
+    # --- endpoint helpers --------------------------------------------------------------------
+    def prepare_create(self, **fields: Any) -> PreparedRequest:
+        body = create_collaboration_body(version=self.create_endpoint.version, **fields)
+        return self.prepare(self.create_endpoint, body=body)
+
+    def prepare_check_conflicts(self, creator_ids: Iterable[str], product_ids: Iterable[str]) -> PreparedRequest:
+        body = {"creator_open_id_list": list(creator_ids), "product_id_list": list(product_ids)}
+        return self.prepare(ep.CHECK_CONFLICTS, body=body)
+
+    def prepare_search_collaborations(
+        self, *, page_size: int = 100, page_token: str | None = None, filters: dict[str, Any] | None = None
+    ) -> PreparedRequest:
+        if page_size not in ep.COLLABORATION_PAGE_SIZES:
+            raise ValueError(f"page_size must be one of {ep.COLLABORATION_PAGE_SIZES}")
+        query = {"page_size": str(page_size)}
+        if page_token:
+            query["page_token"] = page_token
+        return self.prepare(ep.SEARCH_COLLABORATIONS, body=filters or {}, query=query)
+
+    def prepare_get_collaboration(self, collaboration_id: str) -> PreparedRequest:
+        return self.prepare(ep.GET_COLLABORATION, id=collaboration_id)
+
+    def prepare_search_creators(
+        self, *, page_size: int = 20, page_token: str | None = None, filters: dict[str, Any] | None = None
+    ) -> PreparedRequest:
+        if page_size not in ep.CREATOR_PAGE_SIZES:
+            raise ValueError(f"page_size must be one of {ep.CREATOR_PAGE_SIZES}")
+        query = {"page_size": str(page_size)}
+        if page_token:
+            query["page_token"] = page_token
+        return self.prepare(ep.SEARCH_CREATORS, body=filters or {}, query=query)
+
+    def prepare_get_creator(self, creator_user_id: str) -> PreparedRequest:
+        return self.prepare(ep.GET_CREATOR, creator_user_id=creator_user_id)
