@@ -6,14 +6,16 @@ from __future__ import annotations
 import functools
 import sys
 import traceback
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Callable, Optional, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 
-from trendio_cli import __version__
-from trendio_cli.errors import EXIT_BAD_INPUT, EXIT_FAILURE, ProblemsFound, TrendioError
-from trendio_cli.output import debug_enabled, emit_json, envelope, stderr
+from trendio_cli import __version__, render
+from trendio_cli.errors import EXIT_BAD_INPUT, EXIT_FAILURE, BadInput, ProblemsFound, TrendioError
+from trendio_cli.output import debug_enabled, emit_json, envelope, stderr, stdout
 
 app = typer.Typer(
     name="trendio",
@@ -38,7 +40,7 @@ LedgerOpt = Annotated[
     typer.Option("--ledger", envvar="TRENDIO_LEDGER", help="The SQLite ledger file.", show_default=True),
 ]
 BaseUrlOpt = Annotated[
-    Optional[str],
+    str | None,
     typer.Option(
         "--base-url", envvar="TRENDIO_BASE_URL",
         help="API base URL (default: the real API host). Plain http:// only for loopback (the sandbox).",
@@ -104,6 +106,260 @@ def command(name: str) -> Callable[[F], F]:
     return deco
 
 
+# --- campaign files ---------------------------------------------------------------------------------
+@command("validate")
+def validate_cmd(
+    files: Annotated[list[Path], typer.Argument(help="Campaign files (and saved plans) to check.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Check campaign files and the creators files they name; every problem as `file:line:col: message`.
+
+    Exit 2 if anything is wrong. Warnings (such as repeated creators, which are merged) do not fail.
+    """
+    from trendio_cli.commands.validate import validate_files
+
+    result = validate_files(files)
+    code = EXIT_BAD_INPUT if result["errors"] else 0
+    for f in result["files"]:
+        for line in f["rendered"]:
+            stderr.print(line, markup=False, highlight=False)
+    if as_json:
+        for f in result["files"]:
+            f.pop("rendered")
+        emit_json(envelope("validate", code, [p for f in result["files"] for p in f["problems"]
+                                              if p["severity"] == "error"], files=result["files"],
+                           warnings=result["warnings"]))
+    else:
+        for f in result["files"]:
+            print(f"{f['file']}: {'ok' if f['ok'] else 'INVALID'}")
+    raise typer.Exit(code)
+
+
+@command("init")
+def init_cmd(
+    directory: Annotated[Path, typer.Argument(help="Where to write the starter files.")] = Path("."),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite existing starter files.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write a starter campaign (campaign.yaml), a sample creators file (creators.csv) and an empty ledger."""
+    from trendio_cli.commands.init import init_project
+
+    result = init_project(directory, force=force)
+    if as_json:
+        emit_json(envelope("init", 0, **result))
+        return
+    for f in result["files"]:
+        print(f"wrote {f}")
+    print(f"created ledger {result['ledger']}")
+    print(f"next: trendio validate {result['files'][0]}  then  trendio plan {result['files'][0]} "
+          f"--ledger {result['ledger']}")
+
+
+@command("plan")
+def plan_cmd(
+    file: Annotated[Path, typer.Argument(help="The campaign file.")],
+    out: Annotated[Path | None, typer.Option("--out", help="Save the plan (JSON) for dry-run or execute.")] = None,
+    on: Annotated[
+        datetime | None, typer.Option("--date", formats=["%Y-%m-%d"], help="Plan for this day (default today).")
+    ] = None,
+    ledger: LedgerOpt = Path("trendio.db"),
+    as_json: JsonOpt = False,
+) -> None:
+    """Decide who gets invited today, in which requests, at what cost in requests; changes nothing.
+
+    Shows invitations by tier, the requests and quota before and after, how many candidates each rule
+    left out, and when the rest can go. `--out plan.json` saves it with a fingerprint of the ledger:
+    `trendio execute plan.json` refuses it if the ledger changed since.
+    """
+    from trendio_cli.commands.plan import plan_campaign
+
+    plan, warnings = plan_campaign(file, str(ledger), on.date() if on else None)
+    for w in warnings:
+        stderr.print(w, markup=False)
+    if out is not None:
+        plan.save(out)
+        stderr.print(f"plan saved to {out}")
+    if as_json:
+        emit_json(envelope("plan", 0, plan=plan.summary(), saved_to=str(out) if out else None))
+    else:
+        render.plan_view(plan.summary())
+
+
+@command("dry-run")
+def dry_run_cmd(
+    source: Annotated[Path, typer.Argument(help="A campaign file or a saved plan.")],
+    ledger: LedgerOpt = Path("trendio.db"),
+    base_url: BaseUrlOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Build, batch and sign every request exactly as `execute` would, pace them on a simulated clock,
+    and report; sends nothing and writes nothing. `--json` adds the requests (secrets redacted)."""
+    from trendio_cli.commands.dryrun import dry_run
+
+    result = dry_run(source, str(ledger), base_url, include_requests=as_json)
+    for w in result.pop("warnings"):
+        stderr.print(w, markup=False)
+    if as_json:
+        emit_json(envelope("dry-run", 0, **result))
+    else:
+        render.dry_run_view(result)
+
+
+@command("execute")
+def execute_cmd(
+    source: Annotated[Path, typer.Argument(help="A campaign file (planned now) or a saved plan.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    max_requests: Annotated[
+        int | None, typer.Option("--max-requests", min=1, help="Send at most this many requests in this run.")
+    ] = None,
+    ledger: LedgerOpt = Path("trendio.db"),
+    base_url: BaseUrlOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Send the invitations; resumable, and never breaks a rule.
+
+    Paced under the rate limit (shared by every process on this ledger), every request counted against
+    the brand's daily quota before it leaves, pairs marked pending before sending, and pairs left pending
+    by a killed run reconciled with the platform before anything is resent. A stale saved plan is refused.
+
+    Exit codes: 0 done, 1 failure, 2 bad input, 3 partial, 4 stopped by a quota (work remains),
+    5 refused (stale plan, brand held by another run, credentials rejected), 130 interrupted.
+    """
+    import sys
+
+    from trendio_cli.commands.execute import execute, preview
+
+    if not yes:
+        plan = preview(source, str(ledger))
+        if not sys.stdin.isatty():
+            raise BadInput("not a terminal: pass --yes to execute without a confirmation prompt")
+        if not typer.confirm(f"Send {plan.pairs} invitations in {plan.requests['creates']} requests for "
+                             f"{plan.brand}/{plan.campaign}?", err=True):
+            raise typer.Exit(0)
+    with render.ExecuteProgress(enabled=not as_json or sys.stderr.isatty()) as progress:
+        result = execute(source, ledger_path=str(ledger), base_url=base_url, on_progress=progress.update)
+    code = result.pop("exit_code")
+    if as_json:
+        errors = result.pop("errors")
+        result.pop("status")
+        emit_json(envelope("execute", code, errors, **result))
+    else:
+        render.execute_view(result)
+    raise typer.Exit(code)
+
+
+# --- ledger views --------------------------------------------------------------------------------------
+@command("status")
+def status_cmd(
+    brand: Annotated[str | None, typer.Option("--brand", help="Only this brand.")] = None,
+    ledger: LedgerOpt = Path("trendio.db"),
+    as_json: JsonOpt = False,
+) -> None:
+    """Ledger summary: invitations by state per brand, requests today, pending pairs, locks, last runs."""
+    from trendio_cli.commands.status import ledger_status
+
+    result = ledger_status(str(ledger), brand)
+    if as_json:
+        emit_json(envelope("status", 0, **result))
+    else:
+        render.status_view(result)
+
+
+@command("runs")
+def runs_cmd(
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many runs, newest first.")] = 20,
+    brand: Annotated[str | None, typer.Option("--brand", help="Only this brand.")] = None,
+    ledger: LedgerOpt = Path("trendio.db"),
+    as_json: JsonOpt = False,
+) -> None:
+    """Run history with outcomes: who, what, when, counts, exit code."""
+    from trendio_cli.commands.status import run_history
+
+    result = run_history(str(ledger), limit, brand)
+    if as_json:
+        emit_json(envelope("runs", 0, **result))
+    else:
+        render.runs_view(result)
+
+
+@command("quota")
+def quota_cmd(
+    brand: Annotated[str | None, typer.Option("--brand", help="Only this brand.")] = None,
+    campaign: Annotated[
+        Path | None, typer.Option("--campaign", help="Use this campaign file's limits (default: platform rules).")
+    ] = None,
+    ledger: LedgerOpt = Path("trendio.db"),
+    as_json: JsonOpt = False,
+) -> None:
+    """Requests used and left today, outreach used and left this week, and when each resets."""
+    from trendio_cli.commands.quota import quota_view
+    from trendio_cli.inputs import load_campaign_inputs
+
+    limits = load_campaign_inputs(campaign).campaign.limits if campaign else None
+    result = quota_view(str(ledger), brand, limits)
+    if as_json:
+        emit_json(envelope("quota", 0, **result))
+    else:
+        render.quota_view(result)
+
+
+@command("demo")
+def demo_cmd(
+    keep: Annotated[
+        Path | None, typer.Option("--keep", help="Keep the demo's files and ledger in this directory.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The whole flow on a bundled campaign, against an in-process sandbox, in a throwaway ledger.
+
+    Runs validate, plan, dry-run, execute and status, showing each step. No credentials, no network.
+    """
+    import time
+
+    from trendio_cli.commands.demo import run_demo
+
+    started = time.monotonic()
+
+    def step(title: str, what: str) -> None:
+        if not as_json:
+            stdout.rule(f"[bold]{title}[/]")
+            stdout.print(what)
+
+    def show(kind: str, result: dict[str, Any]) -> None:
+        if as_json:
+            return
+        if kind == "validate":
+            for f in result["files"]:
+                stdout.print(f"{Path(f['file']).name}: {'ok' if f['ok'] else 'INVALID'} "
+                             f"({len(f['problems'])} problem(s))")
+        elif kind == "plan":
+            render.plan_view(result)
+        elif kind == "dry-run":
+            pace = result["pace"]
+            stdout.print(f"{result['requests_total']} signed requests for {result['pairs']} invitations, paced at "
+                         f"{pace['requests_per_second']}/s: about {result['estimated_duration_s']:.1f} s plus "
+                         f"network time; nothing sent, nothing written")
+        elif kind == "execute":
+            render.execute_view(result)
+        elif kind == "status":
+            render.status_view(result)
+
+    with render.ExecuteProgress(enabled=not as_json) as progress:
+        result = run_demo(step=step, show=show, on_progress=progress.update, keep=keep)
+    code = int(result["execute"]["exit_code"])
+    if as_json:
+        emit_json(envelope("demo", code, **result))
+    else:
+        s = result["sandbox_stats"]
+        stdout.rule("[bold]done[/]")
+        stdout.print(f"The sandbox saw {s['requests']} requests ({s['http_429']} answered 429, at most "
+                     f"{s['max_requests_in_window']} in any one second), invited {s['invited_pairs']} pairs, "
+                     f"and {s['duplicate_attempts']} duplicate attempts, despite {s['faults']} injected faults and "
+                     f"{s['lost_responses']} lost answers. {time.monotonic() - started:.1f} s in all.")
+        stdout.print("Next: `trendio init my-campaign` writes a starter campaign of your own.")
+    raise typer.Exit(code)
+
+
 # --- sandbox ----------------------------------------------------------------------------------------
 @command("sandbox")
 def sandbox_cmd(
@@ -120,7 +376,7 @@ def sandbox_cmd(
     daily_quota: Annotated[int, typer.Option(help="Requests per shop per UTC day.")] = 10_000,
     weekly_outreach: Annotated[int, typer.Option(help="New creators contacted per shop per week.")] = 5_000,
     seed: Annotated[int, typer.Option(help="Seed of the creator marketplace and of the faults.")] = 7,
-    log: Annotated[Optional[Path], typer.Option(help="Append a JSONL line per request to this file.")] = None,
+    log: Annotated[Path | None, typer.Option(help="Append a JSONL line per request to this file.")] = None,
 ) -> None:
     """Serve a local stand-in for the TikTok Shop affiliate API on 127.0.0.1 that enforces its rules.
 

@@ -88,7 +88,7 @@ def create_app(state: SandboxState) -> Starlette:
             reply = handler(shop, query, parsed)
         if fault is not None:
             reply = fault
-        elif mutating and reply.code == 0 and state.settings.lost_rate and state.rng.random() < state.settings.lost_rate:
+        elif mutating and reply.code == 0 and state.rng.random() < state.settings.lost_rate:
             state.stats["lost_responses"] += 1
             reply.lost = True
         state.record(endpoint, shop, reply)

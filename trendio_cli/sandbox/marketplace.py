@@ -112,3 +112,28 @@ class Marketplace:
                 continue
             out.append(c)
         return out
+
+
+def write_creators_file(path: str, count: int, *, seed: int = 7, start: int = 0, fmt: str = "csv",
+                        today: date | None = None) -> None:
+    """A creators file of marketplace creators (what an operator would export from creator search)."""
+    import csv
+    import json
+
+    market = Marketplace(seed=seed, size=0, today=today)
+    rows = []
+    for i in range(start, start + count):
+        c = market.get(creator_id(i))
+        rows.append({
+            "creator_id": c.creator_id, "handle": c.handle, "followers": c.followers,
+            "gmv_30d": f"{c.gmv_30d:.2f}", "category": c.category, "engagement_rate": c.engagement_rate,
+            "last_active": c.last_active.isoformat(),
+        })
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        if fmt == "jsonl":
+            for r in rows:
+                fh.write(json.dumps(r) + "\n")
+        else:
+            writer = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else ["creator_id"])
+            writer.writeheader()
+            writer.writerows(rows)

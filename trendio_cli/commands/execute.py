@@ -1,0 +1,184 @@
+"""`trendio execute`: send the invitations of a campaign (planned now) or of a saved plan, resumably."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from trendio_cli.api.client import ApiClient
+from trendio_cli.api.credentials import check_base_url, credentials_for, is_loopback_url
+from trendio_cli.api.endpoints import DEFAULT_BASE_URL
+from trendio_cli.campaign import Campaign
+from trendio_cli.creators import Creator
+from trendio_cli.errors import Refused
+from trendio_cli.executor import Counts, ExecuteOptions, Executor
+from trendio_cli.inputs import is_plan_file, load_campaign_inputs, load_plan
+from trendio_cli.ledger import Ledger
+from trendio_cli.pacing import Pacer, PaceRule, scope_key
+from trendio_cli.planner import LedgerState, Plan, make_plan
+from trendio_cli.quota import QuotaDay
+
+STATUS_BY_EXIT = {0: "success", 3: "partial"}
+
+
+def preview(source: Path, ledger_path: str) -> Plan:
+    """The plan as it stands before the run (for the confirmation prompt); reads only."""
+    if is_plan_file(source):
+        return load_plan(source)
+    inputs = load_campaign_inputs(source)
+    now = datetime.now(timezone.utc)
+    with Ledger.open(ledger_path, readonly=True) as ledger:
+        state = LedgerState.read(ledger, inputs.campaign, now)
+    return make_plan(inputs.campaign, inputs.creators, state, now, campaign_file=str(source))
+
+
+def execute(
+    source: Path,
+    *,
+    ledger_path: str,
+    base_url: str | None,
+    options: ExecuteOptions | None = None,
+    on_progress: Callable[[Counts, Plan | None], None] | None = None,
+) -> dict[str, Any]:
+    options = options or ExecuteOptions()
+    # Everything that can be wrong with the input is found before the ledger is touched.
+    saved_plan: Plan | None = None
+    creators: list[Creator] = []
+    if is_plan_file(source):
+        saved_plan = load_plan(source)
+        campaign = saved_plan.campaign_model()
+    else:
+        inputs = load_campaign_inputs(source)
+        campaign, creators = inputs.campaign, inputs.creators
+    url = check_base_url(base_url or DEFAULT_BASE_URL)
+    creds = credentials_for(campaign.brand, allow_sandbox_defaults=is_loopback_url(url))
+    return asyncio.run(_execute(source, campaign, creators, saved_plan, ledger_path, url, creds, options,
+                                on_progress))
+
+
+async def _execute(source, campaign: Campaign, creators, saved_plan, ledger_path, url, creds, options,
+                   on_progress) -> dict[str, Any]:
+    started = time.monotonic()
+    ledger = Ledger.open(ledger_path)
+    brand = campaign.brand
+    run_id = ledger.start_run(brand=brand, campaign=campaign.campaign, command="execute",
+                              plan_id=saved_plan.plan_id if saved_plan else None)
+    plan: Plan | None = None
+    executor: Executor | None = None
+    try:
+        ledger.acquire_brand_lock(brand, run_id)
+    except Refused as exc:
+        ledger.finish_run(run_id, status="refused", exit_code=exc.exit_code, counts={},
+                          errors=[{"message": exc.message}])
+        ledger.close()
+        raise
+    rule = PaceRule.for_rate(campaign.limits.requests_per_second)
+    pacer = Pacer(rule, ledger_path, scope_key(campaign.limits.rate_scope, brand, creds.app_key))
+    loop = asyncio.get_running_loop()
+    heartbeat: asyncio.Task[None] | None = None
+    try:
+        if saved_plan is not None:
+            applied = ledger.plan_applied(saved_plan.plan_id)
+            if applied is not None:
+                raise Refused(f"plan {saved_plan.plan_id} was already applied by run {applied}",
+                              hint="make a new plan with `trendio plan --out`")
+            current = ledger.fingerprint(brand)
+            if current != saved_plan.fingerprint:
+                raise Refused(f"plan {saved_plan.plan_id} is stale: the ledger changed since it was made "
+                              f"({saved_plan.created_at})", hint="make a new plan with `trendio plan --out`")
+        async with ApiClient(url, creds, max_connections=options.concurrency + 8,
+                             create_version=campaign.api_version) as client:
+            executor = Executor(ledger, campaign, client, pacer, run_id, options,
+                                on_progress=(lambda c: on_progress(c, plan)) if on_progress else None)
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.add_signal_handler(sig, executor.request_stop)
+            heartbeat = asyncio.create_task(executor.heartbeat())
+            ledger.clear_planned(brand)
+            await executor.reconcile_pending()
+            ledger.clear_planned(brand)
+            if saved_plan is not None:
+                plan = saved_plan
+                ledger.record_plan_applied(plan_id=plan.plan_id, brand=brand, campaign=campaign.campaign,
+                                           created_at=plan.created_at, fingerprint=plan.fingerprint,
+                                           pairs=plan.pairs, run_id=run_id)
+            else:
+                now = datetime.now(timezone.utc)
+                plan = make_plan(campaign, creators, LedgerState.read(ledger, campaign, now), now,
+                                 campaign_file=str(source))
+            if executor.stop is None and plan.batches:
+                ledger.insert_planned(brand, campaign.campaign, run_id,
+                                      ((c, p, b.tier_of(i), b.key) for b in plan.batches
+                                       for i, c in enumerate(b.creator_ids) for p in b.product_ids))
+                _remember_creators(ledger, brand, creators, {c for b in plan.batches for c in b.creator_ids})
+                await executor.run(plan.batches)
+    except Refused as exc:
+        ledger.finish_run(run_id, status="refused", exit_code=exc.exit_code,
+                          counts=executor.counts.as_dict() if executor else {}, errors=[{"message": exc.message}])
+        await _cleanup(ledger, brand, run_id, pacer, heartbeat, loop)
+        raise
+    except BaseException:
+        ledger.finish_run(run_id, status="error", exit_code=1,
+                          counts=executor.counts.as_dict() if executor else {}, errors=[{"message": "crashed"}])
+        await _cleanup(ledger, brand, run_id, pacer, heartbeat, loop)
+        raise
+    assert executor is not None
+    exit_code = executor.exit_code()
+    stop = executor.stop
+    errors = list(executor.errors)
+    if stop is not None:
+        errors.insert(0, {"stop": stop.reason, "message": stop.message, "hint": stop.hint})
+    counts = executor.counts.as_dict()
+    duration = time.monotonic() - started
+    status = STATUS_BY_EXIT.get(exit_code, "error")
+    ledger.finish_run(run_id, status=stop.reason if stop else status, exit_code=exit_code, counts=counts,
+                      errors=errors)
+    quota_day = QuotaDay.at(datetime.now(timezone.utc), campaign.limits.quota_timezone)
+    used = ledger.calls_used(brand, quota_day.day)
+    await _cleanup(ledger, brand, run_id, pacer, heartbeat, loop)
+    return {
+        "run_id": run_id,
+        "brand": brand,
+        "campaign": campaign.campaign,
+        "plan_id": plan.plan_id if plan else None,
+        "exit_code": exit_code,
+        "status": status,
+        "stop_reason": stop.reason if stop else None,
+        "counts": counts,
+        "duration_s": round(duration, 3),
+        "requests_per_second": round(counts["requests"] / duration, 2) if duration > 0 else 0.0,
+        "quota": {"day": quota_day.day, "used": used, "limit": campaign.limits.daily_requests,
+                  "left": max(0, campaign.limits.daily_requests - used),
+                  "resets_at": quota_day.resets_at.isoformat()},
+        "pace": {"requests_per_second": round(pacer.rule.per_second, 2), "penalties": pacer.penalties},
+        "errors": errors,
+    }
+
+
+def _remember_creators(ledger: Ledger, brand: str, creators: list[Creator], chosen: set[str]) -> None:
+    """Keep the latest attributes of the creators this run invites (the ledger's creators table)."""
+    ledger.upsert_creators(brand, (
+        {"creator_id": c.creator_id, **c.attributes(), "extra": c.extra} for c in creators if c.creator_id in chosen
+    ))
+
+
+async def _cleanup(ledger: Ledger, brand: str, run_id: int, pacer: Pacer, heartbeat, loop) -> None:
+    if heartbeat is not None:
+        heartbeat.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await heartbeat
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.remove_signal_handler(sig)
+    try:
+        ledger.clear_planned(brand)
+        ledger.release_brand_lock(brand, run_id)
+    finally:
+        pacer.close()
+        ledger.close()

@@ -1,0 +1,34 @@
+"""`trendio quota`: requests used and left today, outreach used and left this week, and when each resets."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from trendio_cli.campaign import Limits
+from trendio_cli.ledger import Ledger
+from trendio_cli.quota import OutreachWeek, QuotaDay
+
+
+def quota_view(ledger_path: str, brand: str | None = None, limits: Limits | None = None) -> dict[str, Any]:
+    limits = limits or Limits()
+    now = datetime.now(timezone.utc)
+    day = QuotaDay.at(now, limits.quota_timezone)
+    week = OutreachWeek.at(now, limits)
+    with Ledger.open(ledger_path, readonly=True) as ledger:
+        brands = [brand] if brand else ledger.brands()
+        rows = []
+        for b in brands:
+            used = ledger.calls_used(b, day.day)
+            outreach = ledger.outreach_used(b, week.since_iso)
+            rows.append({
+                "brand": b,
+                "requests": {"day": day.day, "used": used, "limit": limits.daily_requests,
+                             "reserve": limits.reserve_requests, "left": max(0, limits.daily_requests - used),
+                             "left_for_invitations": max(0, limits.daily_requests - limits.reserve_requests - used),
+                             "resets_at": day.resets_at.isoformat(), "by_endpoint": ledger.calls_by(b, day.day)},
+                "outreach": {"week_start": week.starts_at.isoformat(), "used": outreach,
+                             "limit": limits.weekly_outreach, "left": max(0, limits.weekly_outreach - outreach),
+                             "resets_at": week.resets_at.isoformat()},
+            })
+    return {"brands": rows}

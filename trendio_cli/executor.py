@@ -1,0 +1,385 @@
+"""The executor: the only place that sends invitations. Write-ahead (pending before the request leaves),
+quota reserved in the ledger before every call, paced by the shared bucket, every answer recorded per pair,
+and nothing sent twice: an uncertain create is reconciled with the platform before anything is resent."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from trendio_cli.api.answers import ApiAnswer, Outcome
+from trendio_cli.api.client import ApiClient, PreparedRequest
+from trendio_cli.api.endpoints import MAX_CREATORS_PER_CREATE, MAX_PRODUCTS_PER_CREATE
+from trendio_cli.campaign import Campaign
+from trendio_cli.errors import EXIT_FAILURE, EXIT_OK, EXIT_PARTIAL, EXIT_QUOTA, EXIT_REFUSED
+from trendio_cli.ledger import CONFLICT, FAILED, INELIGIBLE, SENT, Ledger, QuotaExhausted, parse_iso
+from trendio_cli.pacing import Pacer
+from trendio_cli.planner import Batch, create_fields
+from trendio_cli.quota import QuotaDay
+
+Pair = tuple[str, str]
+EXIT_INTERRUPTED = 130
+
+
+@dataclass
+class ExecuteOptions:
+    max_requests: int | None = None
+    concurrency: int = 64  # enough in flight for 50 requests/s even at 500 ms latency
+    max_attempts: int = 6  # per batch, for transient failures
+    backoff_base_s: float = 0.5
+    backoff_cap_s: float = 20.0
+    settle_s: float = 2.0  # before reconciling an uncertain create, let the platform finish it
+    heartbeat_s: float = 5.0
+
+
+@dataclass
+class Stop:
+    reason: str  # daily_quota | outreach_quota | max_requests | auth | interrupted
+    message: str
+    exit_code: int
+    hint: str | None = None
+
+
+@dataclass
+class Counts:
+    batches: int = 0
+    pairs_planned: int = 0
+    sent: int = 0
+    conflict: int = 0
+    ineligible: int = 0
+    failed: int = 0
+    unsent: int = 0  # left for a later run (stopped, or retries exhausted with nothing created)
+    uncertain: int = 0  # still pending: could not be reconciled now; the next run reconciles them
+    reconciled_sent: int = 0
+    reconciled_free: int = 0
+    requests: int = 0
+    creates: int = 0
+    conflict_checks: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Executor:
+    ledger: Ledger
+    campaign: Campaign
+    client: ApiClient
+    pacer: Pacer
+    run_id: int
+    options: ExecuteOptions = field(default_factory=ExecuteOptions)
+    on_progress: Callable[[Counts], None] | None = None
+    counts: Counts = field(default_factory=Counts)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    stop: Stop | None = None
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def brand(self) -> str:
+        return self.campaign.brand
+
+    # --- calls -------------------------------------------------------------------------------
+    def halt(self, stop: Stop) -> None:
+        if self.stop is None or (self.stop.reason == "interrupted" and stop.reason != "interrupted"):
+            self.stop = stop
+
+    def request_stop(self) -> None:
+        self.halt(Stop("interrupted", "stopped by a signal: in-flight requests were finished and recorded",
+                       EXIT_INTERRUPTED))
+
+    async def call(self, prepared: PreparedRequest, *, purpose: str, batch_key: str | None = None,
+                   attempt: int = 1) -> ApiAnswer | None:
+        """Reserve quota, wait for the pacer, send, record. None when the run must not send any more."""
+        limits = self.campaign.limits
+        if self.stop is not None and purpose == "invite":
+            return None
+        if self.options.max_requests is not None and self.counts.requests >= self.options.max_requests:
+            self.halt(Stop("max_requests", f"--max-requests {self.options.max_requests} reached", EXIT_QUOTA))
+            return None
+        now = datetime.now(timezone.utc)
+        day = QuotaDay.at(now, limits.quota_timezone)
+        # Invitations may not touch the reserve; reconciliation (and syncs) may.
+        limit = limits.daily_requests - (limits.reserve_requests if purpose == "invite" else 0)
+        try:
+            call_id = self.ledger.reserve_call(
+                brand=self.brand, quota_day=day.day, endpoint=prepared.endpoint.name, limit=limit,
+                run_id=self.run_id, batch_key=batch_key, attempt=attempt)
+        except QuotaExhausted as exc:
+            self.halt(Stop("daily_quota", f"daily request quota reached ({exc.used} of {exc.limit} requests "
+                           f"for invitations on {day.day})", EXIT_QUOTA,
+                           hint=f"the quota day resets at {day.resets_at.isoformat()}"))
+            return None
+        self.counts.requests += 1
+        if prepared.mutating:
+            self.counts.creates += 1
+        else:
+            self.counts.conflict_checks += 1
+        await self.pacer.acquire()
+        answer = await self.client.send(prepared)
+        self.ledger.record_call(call_id, outcome=answer.outcome.value, http_status=answer.http_status,
+                                code=answer.code, latency_ms=answer.latency_ms, request_id=answer.request_id,
+                                message=answer.message)
+        if answer.outcome is Outcome.RATE_LIMITED:
+            self.counts.rate_limited += 1
+            self.pacer.penalize(answer.retry_after)
+        elif answer.outcome is Outcome.DAILY_QUOTA:
+            self.halt(Stop("daily_quota", f"the platform reports the daily request quota spent ({answer.code})",
+                           EXIT_QUOTA, hint=f"the quota day resets at {day.resets_at.isoformat()}"))
+        elif answer.outcome is Outcome.AUTH:
+            self.halt(Stop("auth", f"credentials rejected: {answer.describe()}", EXIT_REFUSED, hint=answer.hint))
+        self._progress()
+        return answer
+
+    def _progress(self) -> None:
+        if self.on_progress is not None:
+            self.on_progress(self.counts)
+
+    async def _backoff(self, attempt: int, retry_after: float | None = None) -> None:
+        delay = min(self.options.backoff_cap_s, self.options.backoff_base_s * 2 ** (attempt - 1))
+        delay = random.uniform(delay / 2, delay)
+        if retry_after is not None:
+            delay = max(delay, retry_after)
+        await asyncio.sleep(delay)
+
+    # --- reconciliation ----------------------------------------------------------------------
+    async def find_existing(self, creators: Sequence[str], products: Sequence[str],
+                            key: str | None) -> dict[Pair, str] | None:
+        """Ask the platform which of these pairs already exist (conflicts check). None if it cannot tell now."""
+        found: dict[Pair, str] = {}
+        for i in range(0, len(creators), MAX_CREATORS_PER_CREATE):
+            for j in range(0, len(products), MAX_PRODUCTS_PER_CREATE):
+                cs, ps = creators[i:i + MAX_CREATORS_PER_CREATE], products[j:j + MAX_PRODUCTS_PER_CREATE]
+                prepared = self.client.prepare_check_conflicts(cs, ps)
+                for attempt in range(1, self.options.max_attempts + 1):
+                    answer = await self.call(prepared, purpose="reconcile", batch_key=key, attempt=attempt)
+                    if answer is None or answer.outcome in (Outcome.AUTH, Outcome.DAILY_QUOTA):
+                        return None
+                    if answer.ok:
+                        break
+                    if not answer.retryable:
+                        return None
+                    self.counts.retries += 1
+                    await self._backoff(attempt, answer.retry_after)
+                else:
+                    return None
+                items = answer.data.get("conflict_items") or []
+                by_pair = {(str(x.get("creator_open_id") or x.get("creator_user_id") or ""), str(x.get("product_id"))):
+                           str(x.get("existing_collaboration_id") or "") for x in items if isinstance(x, dict)}
+                for pair in answer.conflicts():
+                    if pair[0] in cs and pair[1] in ps:
+                        found[pair] = by_pair.get(pair, "")
+        return found
+
+    async def reconcile_pending(self) -> None:
+        """Pairs a dead run left pending: ask the platform, mark the invited ones sent, free the rest."""
+        pending = self.ledger.pending(self.brand)
+        if not pending:
+            return
+        newest = max(parse_iso(p.claimed_at) for p in pending)
+        wait = self.options.settle_s - (time.time() - newest)
+        if wait > 0:
+            await asyncio.sleep(wait)
+        by_batch: dict[str, list[Pair]] = {}
+        for p in pending:
+            by_batch.setdefault(p.batch_key or "", []).append((p.creator_id, p.product_id))
+        for key, pairs in by_batch.items():
+            for creators, products in rectangles(pairs):
+                found = await self.find_existing(creators, products, key)
+                if found is None:
+                    continue  # still pending; the next run tries again, and the planner leaves them out
+                rect = [(c, p) for c in creators for p in products]
+                hit = [pair for pair in rect if pair in found]
+                for cid in {found[pair] for pair in hit}:
+                    self.ledger.mark(self.brand, [pair for pair in hit if found[pair] == cid], SENT,
+                                     collaboration_id=cid or None, message="reconciled after an interrupted run")
+                free = [pair for pair in rect if pair not in found]
+                self.ledger.unclaim(self.brand, free)
+                self.counts.reconciled_sent += len(hit)
+                self.counts.reconciled_free += len(free)
+
+    # --- sending -----------------------------------------------------------------------------
+    async def run(self, batches: Sequence[Batch]) -> None:
+        self.counts.batches = len(batches)
+        self.counts.pairs_planned = sum(len(b.pairs) for b in batches)
+        queue: asyncio.Queue[Batch] = asyncio.Queue()
+        for b in batches:
+            queue.put_nowait(b)
+
+        async def worker() -> None:
+            while True:
+                try:
+                    batch = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    return
+                if self.stop is not None:
+                    self.counts.unsent += len(batch.pairs)
+                    continue
+                self.ledger.claim(self.brand, self.run_id, batch.key, batch.pairs)
+                await self.send(batch.tier, batch.creator_ids, batch.product_ids, batch.key, batch.handles)
+                self._progress()
+
+        workers = [asyncio.create_task(worker()) for _ in range(max(1, min(self.options.concurrency, len(batches))))]
+        await asyncio.gather(*workers)
+
+    def _release(self, pairs: Sequence[Pair]) -> None:
+        """The platform did not act on these pairs: they go back to the plan, for this run or a later one."""
+        self.ledger.unclaim(self.brand, pairs)
+        self.counts.unsent += len(pairs)
+
+    async def send(self, tier: str, creators: list[str], products: list[str], key: str,
+                   handles: list[str] | None = None) -> None:
+        attempt = 0
+        while creators and products:
+            pairs = [(c, p) for c in creators for p in products]
+            batch = Batch(key, tier, creators, products, handles if handles and len(creators) == 1 else [])
+            prepared = self.client.prepare_create(**create_fields(self.campaign, batch))
+            answer = await self.call(prepared, purpose="invite", batch_key=key, attempt=attempt + 1)
+            if answer is None:
+                self._release(pairs)
+                return
+            outcome = answer.outcome
+            if outcome is Outcome.OK:
+                conflicts = set(answer.conflicts()) & set(pairs)
+                if conflicts:
+                    self.ledger.mark(self.brand, sorted(conflicts), CONFLICT, code=16024022,
+                                     message="already invited (reported by the platform)")
+                sent = [p for p in pairs if p not in conflicts]
+                self.ledger.mark(self.brand, sent, SENT, collaboration_id=answer.collaboration_id())
+                self.counts.sent += len(sent)
+                self.counts.conflict += len(conflicts)
+                return
+            if outcome is Outcome.DUPLICATE:
+                named = set(answer.conflicts()) & set(pairs)
+                if not named:
+                    if len(pairs) == 1:
+                        named = set(pairs)
+                    else:
+                        existing = await self.find_existing(creators, products, key)
+                        if existing is None:
+                            self._release(pairs)
+                            return
+                        named = set(existing) & set(pairs)
+                self.ledger.mark(self.brand, sorted(named), CONFLICT, code=answer.code, message=answer.message)
+                self.counts.conflict += len(named)
+                await self._send_rest([p for p in pairs if p not in named], tier, key, handles)
+                return
+            if outcome is Outcome.INELIGIBLE:
+                named_creators = answer.named_ids(set(creators))
+                if not named_creators and len(creators) > 1:
+                    # The platform did not say who: split the batch until it does.
+                    half = len(creators) // 2
+                    await self.send(tier, creators[:half], products, key, handles)
+                    await self.send(tier, creators[half:], products, key, handles)
+                    return
+                named_creators = named_creators or set(creators)
+                bad = [(c, p) for c, p in pairs if c in named_creators]
+                self.ledger.mark(self.brand, bad, INELIGIBLE, code=answer.code, message=answer.message)
+                self.ledger.flag_creators(self.brand, sorted(named_creators), "ineligible",
+                                          f"{answer.code}: {answer.message}")
+                self.counts.ineligible += len(bad)
+                creators = [c for c in creators if c not in named_creators]
+                continue
+            if outcome is Outcome.PRODUCT:
+                named_products = answer.named_ids(set(products)) or (set(products) if len(products) == 1 else set())
+                if not named_products:
+                    half = len(products) // 2
+                    await self.send(tier, creators, products[:half], key, handles)
+                    await self.send(tier, creators, products[half:], key, handles)
+                    return
+                bad = [(c, p) for c, p in pairs if p in named_products]
+                self._fail(bad, answer, "product not owned by the shop: fix the campaign's products")
+                products = [p for p in products if p not in named_products]
+                continue
+            if outcome in (Outcome.OUTREACH_QUOTA,):
+                self.halt(Stop("outreach_quota", "the weekly outreach quota is spent (16024019)", EXIT_QUOTA,
+                               hint="inviting resumes when the outreach week refreshes "
+                               "(Sunday 12:00 GMT-8 by default)"))
+                self._release(pairs)
+                return
+            if outcome in (Outcome.DAILY_QUOTA, Outcome.AUTH):
+                self._release(pairs)
+                return
+            if outcome is Outcome.RATE_LIMITED:
+                self.counts.retries += 1
+                continue  # the pacer now waits out Retry-After for every worker
+            if outcome is Outcome.TRANSIENT:
+                attempt += 1
+                self.counts.retries += 1
+                if answer.maybe_applied:
+                    await asyncio.sleep(self.options.settle_s)
+                    existing = await self.find_existing(creators, products, key)
+                    if existing is None:
+                        self.counts.uncertain += len(pairs)  # stays pending: reconciled by the next run
+                        self._error(pairs, answer, "outcome unknown; left pending for reconciliation")
+                        return
+                    done = [p for p in pairs if p in existing]
+                    for cid in {existing[p] for p in done}:
+                        self.ledger.mark(self.brand, [p for p in done if existing[p] == cid], SENT,
+                                         collaboration_id=cid or None, message="confirmed by a conflicts check")
+                    self.counts.sent += len(done)
+                    rest = [p for p in pairs if p not in existing]
+                    if len(done):
+                        await self._send_rest(rest, tier, key, handles)
+                        return
+                if attempt >= self.options.max_attempts:
+                    self._error(pairs, answer, f"gave up after {attempt} attempts; left for a later run")
+                    self._release(pairs)
+                    return
+                await self._backoff(attempt, answer.retry_after)
+                continue
+            # Unknown code: non-retryable; keep the code and message.
+            self._fail(pairs, answer, "not retried: unknown answer")
+            return
+
+    async def _send_rest(self, rest: Iterable[Pair], tier: str, key: str, handles: list[str] | None) -> None:
+        for creators, products in rectangles(list(rest)):
+            await self.send(tier, creators, products, key, handles)
+
+    def _fail(self, pairs: Sequence[Pair], answer: ApiAnswer, note: str) -> None:
+        self.ledger.mark(self.brand, pairs, FAILED, code=answer.code, message=answer.message or answer.describe())
+        self.counts.failed += len(pairs)
+        self._error(pairs, answer, note)
+
+    def _error(self, pairs: Sequence[Pair], answer: ApiAnswer, note: str) -> None:
+        self.errors.append({
+            "outcome": answer.outcome.value, "code": answer.code, "http_status": answer.http_status,
+            "message": answer.message, "note": note, "pairs": len(pairs),
+            "creators": sorted({c for c, _ in pairs})[:10],
+        })
+
+    # --- result ------------------------------------------------------------------------------
+    def exit_code(self) -> int:
+        if self.stop is not None:
+            return self.stop.exit_code
+        if self.counts.failed or self.counts.uncertain or (self.errors and self.counts.unsent):
+            return EXIT_PARTIAL if self.counts.sent else EXIT_FAILURE
+        return EXIT_OK
+
+    async def heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.heartbeat_s)
+            self.ledger.heartbeat(self.brand, self.run_id)
+
+
+def rectangles(pairs: Sequence[Pair]) -> list[tuple[list[str], list[str]]]:
+    """Regroup loose pairs into requests (creators x products) with no pair outside the set."""
+    by_creator: dict[str, list[str]] = {}
+    for c, p in pairs:
+        by_creator.setdefault(c, []).append(p)
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for c, ps in by_creator.items():
+        groups.setdefault(tuple(sorted(set(ps))), []).append(c)
+    out = []
+    for products, creators in groups.items():
+        for i in range(0, len(creators), MAX_CREATORS_PER_CREATE):
+            for j in range(0, len(products), MAX_PRODUCTS_PER_CREATE):
+                out.append((creators[i:i + MAX_CREATORS_PER_CREATE], list(products[j:j + MAX_PRODUCTS_PER_CREATE])))
+    return out
+

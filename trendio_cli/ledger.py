@@ -1,0 +1,543 @@
+"""The ledger: the one source of truth (invitations, API calls and quota, runs, creators, plans, run locks).
+
+All SQL lives here, behind `Ledger`'s methods; nothing SQLite-specific leaks into its interface, so that a
+PostgreSQL ledger can implement the same methods. Times are UTC ISO-8601 text, readable with `sqlite3`."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from urllib.request import pathname2url
+
+import sqlite_utils
+
+from trendio_cli.errors import LedgerError, Refused
+
+# Invitation states (product.md): planned -> pending -> sent | conflict | failed | ineligible;
+# then accepted | declined | expired from sync.
+PLANNED, PENDING, SENT, CONFLICT, FAILED, INELIGIBLE = "planned", "pending", "sent", "conflict", "failed", "ineligible"
+ACCEPTED, DECLINED, EXPIRED = "accepted", "declined", "expired"
+INVITED_STATES = (PENDING, SENT, ACCEPTED, DECLINED, EXPIRED)  # the creator got (or may have got) the invitation
+FINAL_STATES = (SENT, CONFLICT, FAILED, INELIGIBLE, ACCEPTED, DECLINED, EXPIRED)
+LOCK_STALE_AFTER_S = 30.0
+BUSY_TIMEOUT_MS = 30_000
+
+
+def utcnow() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class QuotaExhausted(Exception):
+    """Raised by `reserve_call` when the brand's quota day has no request left under the given limit."""
+
+    def __init__(self, used: int, limit: int) -> None:
+        super().__init__(f"{used} of {limit} requests used")
+        self.used = used
+        self.limit = limit
+
+
+@dataclass(frozen=True)
+class PendingPair:
+    creator_id: str
+    product_id: str
+    campaign: str
+    batch_key: str
+    claimed_at: str
+    run_id: int | None
+
+
+# --- migrations --------------------------------------------------------------------------------------
+MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = []
+
+
+def migration(fn: Callable[[sqlite_utils.Database], None]) -> Callable[[sqlite_utils.Database], None]:
+    MIGRATIONS.append((fn.__name__, fn))
+    return fn
+
+
+@migration
+def m001_initial(db: sqlite_utils.Database) -> None:
+    db["runs"].create({
+        "id": int, "brand": str, "campaign": str, "command": str, "plan_id": str, "user": str, "host": str,
+        "pid": int, "started_at": str, "ended_at": str, "status": str, "exit_code": int,
+        "counts": str, "errors": str,
+    }, pk="id")
+    db["invitations"].create({
+        "id": int, "brand": str, "creator_id": str, "product_id": str, "campaign": str, "tier": str,
+        "state": str, "run_id": int, "batch_key": str, "collaboration_id": str, "code": int, "message": str,
+        "created_at": str, "claimed_at": str, "sent_at": str, "answered_at": str, "updated_at": str,
+    }, pk="id", not_null={"brand", "creator_id", "product_id", "state"})
+    db["invitations"].create_index(["brand", "creator_id", "product_id"], unique=True)
+    db["invitations"].create_index(["brand", "state"])
+    db["invitations"].create_index(["brand", "campaign", "claimed_at"])
+    db["api_calls"].create({
+        "id": int, "brand": str, "quota_day": str, "endpoint": str, "run_id": int, "batch_key": str,
+        "reserved_at": str, "finished_at": str, "http_status": int, "code": int, "outcome": str,
+        "latency_ms": float, "request_id": str, "attempt": int, "message": str,
+    }, pk="id", not_null={"brand", "quota_day", "endpoint"})
+    db["api_calls"].create_index(["brand", "quota_day"])
+    db["api_calls"].create_index(["reserved_at"])
+    db["quota_usage"].create({"brand": str, "quota_day": str, "used": int}, pk=("brand", "quota_day"))
+    db["creators"].create({
+        "brand": str, "creator_id": str, "handle": str, "followers": int, "gmv_30d": float, "category": str,
+        "engagement_rate": float, "last_active": str, "flag": str, "flag_reason": str, "flagged_until": str,
+        "extra": str, "updated_at": str,
+    }, pk=("brand", "creator_id"))
+    db["plans"].create({
+        "id": str, "brand": str, "campaign": str, "created_at": str, "fingerprint": str, "pairs": int,
+        "applied_run_id": int, "applied_at": str,
+    }, pk="id")
+    db["run_locks"].create({
+        "brand": str, "run_id": int, "pid": int, "host": str, "acquired_at": str, "heartbeat_at": str,
+    }, pk="brand")
+
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class Ledger:
+    """Open with `Ledger.open(path)` (creates and migrates) or `Ledger.open(path, readonly=True)`
+    (never writes; a missing file reads as an empty ledger)."""
+
+    def __init__(self, conn: sqlite3.Connection, path: str, readonly: bool) -> None:
+        self.conn = conn
+        self.db = sqlite_utils.Database(conn)
+        self.path = path
+        self.readonly = readonly
+
+    # --- opening -----------------------------------------------------------------------------
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], *, readonly: bool = False) -> Ledger:
+        p = Path(path)
+        try:
+            if readonly:
+                if not p.exists():
+                    conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+                    ledger = cls(conn, str(p), readonly=True)
+                    ledger._migrate()
+                    return ledger
+                if p.is_dir():
+                    raise LedgerError(f"{p}: is a directory, not a ledger file")
+                conn = sqlite3.connect(f"file:{pathname2url(str(p.resolve()))}?mode=ro", uri=True,
+                                       isolation_level=None, check_same_thread=False)
+            else:
+                if p.is_dir():
+                    raise LedgerError(f"{p}: is a directory, not a ledger file")
+                if not p.exists():
+                    p.parent.mkdir(parents=True, exist_ok=True)
+                    os.close(os.open(p, os.O_CREAT | os.O_WRONLY, 0o600))  # private from the first byte
+                conn = sqlite3.connect(str(p), isolation_level=None, check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            if not readonly:
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = NORMAL")
+            ledger = cls(conn, str(p), readonly)
+            version = ledger._schema_version()
+        except sqlite3.DatabaseError as exc:
+            raise LedgerError(f"{p}: cannot open the ledger: {exc}",
+                              hint="is it a trendio ledger? move a corrupt file aside and a new one is made"
+                              ) from None
+        except PermissionError:
+            raise LedgerError(f"{p}: permission denied") from None
+        if version > SCHEMA_VERSION:
+            raise LedgerError(f"{p}: the ledger has schema version {version}, newer than this trendio "
+                              f"({SCHEMA_VERSION}): upgrade trendio")
+        if version < SCHEMA_VERSION:
+            if readonly:
+                if version == 0 and not ledger._has_tables():
+                    conn.close()
+                    return cls.open(":memory:", readonly=False)
+                raise LedgerError(f"{p}: the ledger has schema version {version}, older than this trendio "
+                                  f"({SCHEMA_VERSION})",
+                                  hint="run any writing command (e.g. `trendio execute`) to migrate it")
+            ledger._migrate()
+        return ledger
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _has_tables(self) -> bool:
+        return bool(self.conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' LIMIT 1").fetchone())
+
+    def _schema_version(self) -> int:
+        if not self.conn.execute("SELECT 1 FROM sqlite_master WHERE name='_migrations'").fetchone():
+            return 0
+        return int(self.conn.execute("SELECT COUNT(*) FROM _migrations").fetchone()[0])
+
+    def _migrate(self) -> None:
+        with self.transaction():
+            self.db["_migrations"].create({"name": str, "applied_at": str}, pk="name", if_not_exists=True)
+            done = {r[0] for r in self.conn.execute("SELECT name FROM _migrations")}
+            for name, fn in MIGRATIONS:
+                if name not in done:
+                    fn(self.db)
+                    self.conn.execute("INSERT INTO _migrations (name, applied_at) VALUES (?, ?)", (name, utcnow()))
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE: the write lock is taken up front, so check-then-write is atomic across processes."""
+        if self.readonly and self.path != ":memory:" and Path(self.path).exists():
+            raise LedgerError("internal: write attempted on a read-only ledger")
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise LedgerError(f"{self.path}: cannot write the ledger: {exc}") from None
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        else:
+            try:
+                self.conn.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
+                self.conn.execute("ROLLBACK")
+                raise LedgerError(f"{self.path}: cannot write the ledger: {exc}") from None
+
+    # --- runs --------------------------------------------------------------------------------
+    def start_run(self, *, brand: str, campaign: str | None, command: str, plan_id: str | None = None) -> int:
+        with self.transaction() as c:
+            cur = c.execute(
+                "INSERT INTO runs (brand, campaign, command, plan_id, user, host, pid, started_at, status) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running')",
+                (brand, campaign, command, plan_id, _user(), socket.gethostname(), os.getpid(), utcnow()),
+            )
+            return int(cur.lastrowid or 0)
+
+    def finish_run(self, run_id: int, *, status: str, exit_code: int, counts: dict[str, Any],
+                   errors: Sequence[dict[str, Any]]) -> None:
+        with self.transaction() as c:
+            c.execute(
+                "UPDATE runs SET ended_at = ?, status = ?, exit_code = ?, counts = ?, errors = ? WHERE id = ?",
+                (utcnow(), status, exit_code, json.dumps(counts), json.dumps(list(errors)[:200]), run_id),
+            )
+
+    def runs(self, limit: int = 20, brand: str | None = None) -> list[dict[str, Any]]:
+        sql = "SELECT * FROM runs" + (" WHERE brand = ?" if brand else "") + " ORDER BY id DESC LIMIT ?"
+        rows = self._dicts(sql, ((brand, limit) if brand else (limit,)))
+        for r in rows:
+            r["counts"] = json.loads(r["counts"]) if r.get("counts") else {}
+            r["errors"] = json.loads(r["errors"]) if r.get("errors") else []
+        return rows
+
+    # --- run locks ---------------------------------------------------------------------------
+    def acquire_brand_lock(self, brand: str, run_id: int) -> None:
+        """One run per brand at a time; a lock whose holder died (or stopped heart-beating) is taken over."""
+        host = socket.gethostname()
+        now = time.time()
+        with self.transaction() as c:
+            row = c.execute("SELECT run_id, pid, host, heartbeat_at FROM run_locks WHERE brand = ?",
+                            (brand,)).fetchone()
+            if row is not None and row[0] != run_id:
+                holder_run, pid, holder_host, beat = row
+                fresh = now - parse_iso(beat) < LOCK_STALE_AFTER_S
+                alive = fresh and (holder_host != host or _pid_alive(pid))
+                if alive:
+                    raise Refused(
+                        f"brand {brand!r} is held by run {holder_run} (pid {pid} on {holder_host}, "
+                        f"last heartbeat {beat})",
+                        hint="wait for it to finish, or stop it; a dead holder's lock is taken over automatically",
+                    )
+            c.execute(
+                "INSERT INTO run_locks (brand, run_id, pid, host, acquired_at, heartbeat_at) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT(brand) DO UPDATE SET run_id = excluded.run_id, pid = excluded.pid, host = excluded.host, "
+                "acquired_at = excluded.acquired_at, heartbeat_at = excluded.heartbeat_at",
+                (brand, run_id, os.getpid(), host, utcnow(), utcnow()),
+            )
+
+    def heartbeat(self, brand: str, run_id: int) -> None:
+        with self.transaction() as c:
+            c.execute("UPDATE run_locks SET heartbeat_at = ? WHERE brand = ? AND run_id = ?", (utcnow(), brand, run_id))
+
+    def release_brand_lock(self, brand: str, run_id: int) -> None:
+        with self.transaction() as c:
+            c.execute("DELETE FROM run_locks WHERE brand = ? AND run_id = ?", (brand, run_id))
+
+    def locks(self) -> list[dict[str, Any]]:
+        return self._dicts("SELECT * FROM run_locks ORDER BY brand")
+
+    # --- API calls and the daily quota --------------------------------------------------------
+    def reserve_call(self, *, brand: str, quota_day: str, endpoint: str, limit: int, run_id: int | None,
+                     batch_key: str | None = None, attempt: int = 1) -> int:
+        """Count one call against the brand's quota day before it is sent; refuse past `limit`."""
+        with self.transaction() as c:
+            row = c.execute("SELECT used FROM quota_usage WHERE brand = ? AND quota_day = ?",
+                            (brand, quota_day)).fetchone()
+            used = row[0] if row else 0
+            if used + 1 > limit:
+                raise QuotaExhausted(used, limit)
+            c.execute(
+                "INSERT INTO quota_usage (brand, quota_day, used) VALUES (?, ?, 1) "
+                "ON CONFLICT(brand, quota_day) DO UPDATE SET used = used + 1",
+                (brand, quota_day),
+            )
+            cur = c.execute(
+                "INSERT INTO api_calls (brand, quota_day, endpoint, run_id, batch_key, reserved_at, attempt, outcome) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, 'reserved')",
+                (brand, quota_day, endpoint, run_id, batch_key, utcnow(), attempt),
+            )
+            return int(cur.lastrowid or 0)
+
+    def record_call(self, call_id: int, *, outcome: str, http_status: int | None, code: int | None,
+                    latency_ms: float, request_id: str | None, message: str = "") -> None:
+        with self.transaction() as c:
+            c.execute(
+                "UPDATE api_calls SET finished_at = ?, outcome = ?, http_status = ?, code = ?, latency_ms = ?, "
+                "request_id = ?, message = ? WHERE id = ?",
+                (utcnow(), outcome, http_status, code, round(latency_ms, 2), request_id, message[:500], call_id),
+            )
+
+    def calls_used(self, brand: str, quota_day: str) -> int:
+        row = self.conn.execute("SELECT used FROM quota_usage WHERE brand = ? AND quota_day = ?",
+                                (brand, quota_day)).fetchone()
+        return int(row[0]) if row else 0
+
+    def calls_count(self, brand: str | None = None, quota_day: str | None = None) -> int:
+        """Rows in api_calls (every reserved call), for cross-checks against the platform's own count."""
+        sql, args = "SELECT COUNT(*) FROM api_calls WHERE 1=1", []
+        if brand:
+            sql, args = sql + " AND brand = ?", [*args, brand]
+        if quota_day:
+            sql, args = sql + " AND quota_day = ?", [*args, quota_day]
+        return int(self.conn.execute(sql, args).fetchone()[0])
+
+    def calls_by(self, brand: str, quota_day: str) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        for endpoint, outcome, n in self.conn.execute(
+            "SELECT endpoint, outcome, COUNT(*) FROM api_calls WHERE brand = ? AND quota_day = ? "
+            "GROUP BY endpoint, outcome", (brand, quota_day)):
+            out.setdefault(endpoint, {})[outcome] = n
+        return out
+
+    # --- invitations -------------------------------------------------------------------------
+    def invited_pairs(self, brand: str) -> dict[str, set[str]]:
+        """Every (creator -> products) already in the ledger for the brand, any campaign, any state but planned."""
+        out: dict[str, set[str]] = {}
+        for creator, product in self.conn.execute(
+            "SELECT creator_id, product_id FROM invitations WHERE brand = ? AND state != 'planned'", (brand,)
+        ):
+            s = out.get(creator)
+            if s is None:
+                out[creator] = {product}
+            else:
+                s.add(product)
+        return out
+
+    def clear_planned(self, brand: str) -> int:
+        """Planned rows left by earlier runs were never sent; the brand's lock holder may drop them."""
+        with self.transaction() as c:
+            return c.execute("DELETE FROM invitations WHERE brand = ? AND state = 'planned'", (brand,)).rowcount
+
+    def insert_planned(self, brand: str, campaign: str, run_id: int,
+                       rows: Iterable[tuple[str, str, str, str]]) -> int:
+        """rows: (creator_id, product_id, tier, batch_key). Pairs already in the ledger are skipped."""
+        now = utcnow()
+        with self.transaction() as c:
+            cur = c.executemany(
+                "INSERT INTO invitations (brand, creator_id, product_id, campaign, tier, state, run_id, batch_key, "
+                "created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'planned', ?, ?, ?, ?) "
+                "ON CONFLICT(brand, creator_id, product_id) DO NOTHING",
+                ((brand, cr, pr, campaign, tier, run_id, bk, now, now) for cr, pr, tier, bk in rows),
+            )
+            return cur.rowcount
+
+    def claim(self, brand: str, run_id: int, batch_key: str, pairs: Sequence[tuple[str, str]]) -> None:
+        """Write-ahead: mark the batch's pairs pending before the request leaves."""
+        now = utcnow()
+        with self.transaction() as c:
+            c.executemany(
+                "UPDATE invitations SET state = 'pending', run_id = ?, batch_key = ?, claimed_at = ?, updated_at = ? "
+                "WHERE brand = ? AND creator_id = ? AND product_id = ? AND state IN ('planned', 'pending')",
+                ((run_id, batch_key, now, now, brand, cr, pr) for cr, pr in pairs),
+            )
+
+    def mark(self, brand: str, pairs: Sequence[tuple[str, str]], state: str, *, collaboration_id: str | None = None,
+             code: int | None = None, message: str | None = None) -> None:
+        """Record the outcome of pairs (one transaction, however many pairs)."""
+        now = utcnow()
+        sent_at = now if state == SENT else None
+        with self.transaction() as c:
+            c.executemany(
+                "UPDATE invitations SET state = ?, collaboration_id = COALESCE(?, collaboration_id), code = ?, "
+                "message = ?, sent_at = COALESCE(?, sent_at), updated_at = ? "
+                "WHERE brand = ? AND creator_id = ? AND product_id = ?",
+                ((state, collaboration_id, code, message, sent_at, now, brand, cr, pr) for cr, pr in pairs),
+            )
+
+    def unclaim(self, brand: str, pairs: Sequence[tuple[str, str]]) -> None:
+        """The platform certainly did not act on these pairs (refused before acting): back to planned."""
+        now = utcnow()
+        with self.transaction() as c:
+            c.executemany(
+                "UPDATE invitations SET state = 'planned', claimed_at = NULL, updated_at = ? "
+                "WHERE brand = ? AND creator_id = ? AND product_id = ? AND state = 'pending'",
+                ((now, brand, cr, pr) for cr, pr in pairs),
+            )
+
+    def pending(self, brand: str) -> list[PendingPair]:
+        return [PendingPair(*r) for r in self.conn.execute(
+            "SELECT creator_id, product_id, campaign, batch_key, claimed_at, run_id FROM invitations "
+            "WHERE brand = ? AND state = 'pending' ORDER BY batch_key, creator_id, product_id", (brand,))]
+
+    def invitation_states(self, brand: str | None = None, campaign: str | None = None) -> dict[str, int]:
+        sql, args = "SELECT state, COUNT(*) FROM invitations WHERE 1=1", []
+        if brand:
+            sql, args = sql + " AND brand = ?", [*args, brand]
+        if campaign:
+            sql, args = sql + " AND campaign = ?", [*args, campaign]
+        return {s: n for s, n in self.conn.execute(sql + " GROUP BY state", args)}
+
+    def invitation(self, brand: str, creator_id: str, product_id: str) -> dict[str, Any] | None:
+        rows = self._dicts("SELECT * FROM invitations WHERE brand = ? AND creator_id = ? AND product_id = ?",
+                           (brand, creator_id, product_id))
+        return rows[0] if rows else None
+
+    def invitations(self, brand: str, state: str | None = None) -> list[dict[str, Any]]:
+        sql, args = "SELECT * FROM invitations WHERE brand = ?", [brand]
+        if state:
+            sql, args = sql + " AND state = ?", [*args, state]
+        return self._dicts(sql + " ORDER BY id", args)
+
+    def claimed_since(self, brand: str, campaign: str, since_iso: str, until_iso: str) -> dict[str, int]:
+        """Invitations per tier claimed (sent or in flight) in [since, until), for daily targets and caps."""
+        out: dict[str, int] = {}
+        for tier, n in self.conn.execute(
+            "SELECT tier, COUNT(*) FROM invitations WHERE brand = ? AND campaign = ? AND claimed_at >= ? "
+            "AND claimed_at < ? AND state IN ('pending', 'sent', 'accepted', 'declined', 'expired') GROUP BY tier",
+            (brand, campaign, since_iso, until_iso),
+        ):
+            out[tier or ""] = n
+        return out
+
+    def outreach_used(self, brand: str, since_iso: str) -> int:
+        """Creators first contacted by the brand since `since` (a creator already connected does not count)."""
+        row = self.conn.execute(
+            "SELECT COUNT(*) FROM (SELECT creator_id, MIN(claimed_at) AS first FROM invitations "
+            "WHERE brand = ? AND state IN ('pending', 'sent', 'accepted', 'declined', 'expired') "
+            "GROUP BY creator_id) WHERE first >= ?", (brand, since_iso)).fetchone()
+        return int(row[0])
+
+    # --- creators ----------------------------------------------------------------------------
+    def upsert_creators(self, brand: str, creators: Iterable[dict[str, Any]]) -> None:
+        now = utcnow()
+        with self.transaction() as c:
+            c.executemany(
+                "INSERT INTO creators (brand, creator_id, handle, followers, gmv_30d, category, engagement_rate, "
+                "last_active, extra, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT(brand, creator_id) DO UPDATE SET handle = excluded.handle, "
+                "followers = excluded.followers, "
+                "gmv_30d = excluded.gmv_30d, category = excluded.category, "
+                "engagement_rate = excluded.engagement_rate, last_active = excluded.last_active, "
+                "extra = excluded.extra, updated_at = excluded.updated_at",
+                ((brand, d["creator_id"], d.get("handle"), d.get("followers"), d.get("gmv_30d"), d.get("category"),
+                  d.get("engagement_rate"), d.get("last_active"), json.dumps(d.get("extra") or {}), now)
+                 for d in creators),
+            )
+
+    def flag_creators(self, brand: str, creator_ids: Iterable[str], flag: str, reason: str,
+                      until_iso: str | None = None) -> None:
+        now = utcnow()
+        with self.transaction() as c:
+            c.executemany(
+                "INSERT INTO creators (brand, creator_id, flag, flag_reason, flagged_until, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(brand, creator_id) DO UPDATE SET flag = excluded.flag, "
+                "flag_reason = excluded.flag_reason, flagged_until = excluded.flagged_until, "
+                "updated_at = excluded.updated_at",
+                ((brand, cid, flag, reason, until_iso, now) for cid in creator_ids),
+            )
+
+    def flagged_creators(self, brand: str, now_iso: str) -> dict[str, str]:
+        """creator -> flag, for flags still in force (no end, or an end in the future)."""
+        return {cid: flag for cid, flag in self.conn.execute(
+            "SELECT creator_id, flag FROM creators WHERE brand = ? AND flag IS NOT NULL "
+            "AND (flagged_until IS NULL OR flagged_until > ?)", (brand, now_iso))}
+
+    # --- plans -------------------------------------------------------------------------------
+    def fingerprint(self, brand: str) -> str:
+        """A digest of the brand's ledger state that a plan depends on; any invitation or flag change moves it."""
+        h = hashlib.sha256(brand.encode())
+        for row in self.conn.execute(
+            "SELECT state, COUNT(*), MAX(updated_at), MAX(id) FROM invitations WHERE brand = ? "
+            "AND state != 'planned' GROUP BY state ORDER BY state", (brand,)):
+            h.update(repr(row).encode())
+        for row in self.conn.execute(
+            "SELECT COUNT(*), MAX(updated_at) FROM creators WHERE brand = ? AND flag IS NOT NULL", (brand,)):
+            h.update(repr(row).encode())
+        return h.hexdigest()[:32]
+
+    def plan_applied(self, plan_id: str) -> int | None:
+        row = self.conn.execute("SELECT applied_run_id FROM plans WHERE id = ?", (plan_id,)).fetchone()
+        return int(row[0]) if row and row[0] is not None else None
+
+    def record_plan_applied(self, *, plan_id: str, brand: str, campaign: str, created_at: str, fingerprint: str,
+                            pairs: int, run_id: int) -> None:
+        """Mark a saved plan as applied; a plan id can be applied only once."""
+        with self.transaction() as c:
+            row = c.execute("SELECT applied_run_id FROM plans WHERE id = ?", (plan_id,)).fetchone()
+            if row and row[0] is not None:
+                raise Refused(f"plan {plan_id} was already applied by run {row[0]}",
+                              hint="make a new plan with `trendio plan`")
+            c.execute(
+                "INSERT INTO plans (id, brand, campaign, created_at, fingerprint, pairs, applied_run_id, applied_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
+                "applied_run_id = excluded.applied_run_id, "
+                "applied_at = excluded.applied_at",
+                (plan_id, brand, campaign, created_at, fingerprint, pairs, run_id, utcnow()),
+            )
+
+    # --- helpers -----------------------------------------------------------------------------
+    def brands(self) -> list[str]:
+        rows = self.conn.execute(
+            "SELECT brand FROM invitations UNION SELECT brand FROM quota_usage UNION SELECT brand FROM runs "
+            "ORDER BY 1").fetchall()
+        return [r[0] for r in rows if r[0]]
+
+    def _dicts(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        cur = self.conn.execute(sql, args)
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row)) for row in cur.fetchall()]
+
+
+def _user() -> str:
+    try:
+        return os.getlogin()
+    except OSError:
+        return os.environ.get("USER") or os.environ.get("USERNAME") or "unknown"
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def parse_iso(text: str | None) -> float:
+    if not text:
+        return 0.0
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp()

@@ -1,0 +1,411 @@
+"""The planner: a pure function from (campaign, creators, ledger state, time) to a `Plan` of create requests.
+
+It decides who gets invited today, in which batch, at what cost in requests, and says when the rest can go."""
+
+from __future__ import annotations
+
+import json
+import math
+import secrets
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from trendio_cli.api.endpoints import MAX_CREATORS_PER_CREATE, MAX_PRODUCTS_PER_CREATE
+from trendio_cli.campaign import WEEKDAYS, Campaign, Tier
+from trendio_cli.creators import Creator
+from trendio_cli.errors import BadInput
+from trendio_cli.ledger import Ledger, iso
+from trendio_cli.quota import OutreachWeek, QuotaDay, local_day_bounds
+
+PLAN_FORMAT = 1
+
+
+@dataclass
+class Batch:
+    """One create-collaboration request: every creator gets every product."""
+
+    key: str
+    tier: str  # the tier whose message and commissions the request carries (the same for every member)
+    creator_ids: list[str]
+    product_ids: list[str]
+    handles: list[str] = field(default_factory=list)
+    creator_tiers: list[str] = field(default_factory=list)  # each creator's own tier, for caps and reports
+
+    def tier_of(self, index: int) -> str:
+        return self.creator_tiers[index] if self.creator_tiers else self.tier
+
+    @property
+    def pairs(self) -> list[tuple[str, str]]:
+        return [(c, p) for c in self.creator_ids for p in self.product_ids]
+
+
+@dataclass
+class LedgerState:
+    """What the planner reads from the ledger, gathered in one place (so the planner stays pure)."""
+
+    invited: dict[str, set[str]]  # creator -> products already in the ledger (any campaign)
+    flagged: dict[str, str]  # creator -> flag in force
+    claimed_today: dict[str, int]  # tier -> invitations of this campaign claimed today
+    requests_used: int  # on the brand's current quota day
+    outreach_used: int  # this outreach week
+    fingerprint: str
+    pending: int = 0  # pairs left pending by a dead run (reconciled before sending)
+
+    @classmethod
+    def read(cls, ledger: Ledger, campaign: Campaign, now: datetime) -> LedgerState:
+        brand = campaign.brand
+        since, until = local_day_bounds(now, campaign.schedule.timezone)
+        return cls(
+            invited=ledger.invited_pairs(brand),
+            flagged=ledger.flagged_creators(brand, iso(now.timestamp())),
+            claimed_today=ledger.claimed_since(brand, campaign.campaign, since, until),
+            requests_used=ledger.calls_used(brand, QuotaDay.at(now, campaign.limits.quota_timezone).day),
+            outreach_used=ledger.outreach_used(brand, OutreachWeek.at(now, campaign.limits).since_iso),
+            fingerprint=ledger.fingerprint(brand),
+            pending=len(ledger.pending(brand)),
+        )
+
+
+@dataclass
+class Plan:
+    plan_id: str
+    created_at: str
+    date: str
+    brand: str
+    campaign: str
+    campaign_file: str
+    fingerprint: str
+    batches: list[Batch]
+    tiers: dict[str, dict[str, int]]  # tier -> {"creators": n, "pairs": n}
+    skipped: dict[str, int]  # reason -> candidates
+    requests: dict[str, int]
+    quota: dict[str, Any]
+    outreach: dict[str, Any]
+    outlook: list[dict[str, Any]]
+    notes: list[str]
+    campaign_spec: dict[str, Any]
+
+    @property
+    def pairs(self) -> int:
+        return sum(len(b.creator_ids) * len(b.product_ids) for b in self.batches)
+
+    def summary(self) -> dict[str, Any]:
+        """Everything but the batches: what `plan --json` prints."""
+        return {
+            "plan_id": self.plan_id, "created_at": self.created_at, "date": self.date, "brand": self.brand,
+            "campaign": self.campaign, "campaign_file": self.campaign_file, "fingerprint": self.fingerprint,
+            "pairs": self.pairs, "creators": sum(len(b.creator_ids) for b in self.batches),
+            "tiers": self.tiers, "skipped": self.skipped, "requests": self.requests, "quota": self.quota,
+            "outreach": self.outreach, "outlook": self.outlook, "notes": self.notes,
+        }
+
+    def to_file(self) -> dict[str, Any]:
+        return {"format": PLAN_FORMAT, **self.summary(), "campaign_spec": self.campaign_spec,
+                "batches": [asdict(b) for b in self.batches]}
+
+    def save(self, path: Path) -> None:
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(self.to_file(), indent=1) + "\n", encoding="utf-8")
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> Plan:
+        from trendio_cli.campaign import read_text
+
+        text = read_text(path, "plan file")
+        try:
+            doc = json.loads(text)
+        except ValueError as exc:
+            raise BadInput(f"{path}:{getattr(exc, 'lineno', 1)}:{getattr(exc, 'colno', 1)}: not a plan file "
+                           f"(invalid JSON: {exc.args[0]})") from None
+        if not isinstance(doc, dict) or doc.get("format") != PLAN_FORMAT:
+            raise BadInput(f"{path}:1:1: not a trendio plan file (format {PLAN_FORMAT} expected)")
+        try:
+            batches = [Batch(**b) for b in doc["batches"]]
+            for b in batches:
+                if not b.creator_ids or not b.product_ids or len(b.creator_ids) > MAX_CREATORS_PER_CREATE \
+                        or len(b.product_ids) > MAX_PRODUCTS_PER_CREATE:
+                    raise ValueError(f"batch {b.key} has an invalid size")
+            return cls(
+                plan_id=str(doc["plan_id"]), created_at=doc["created_at"], date=doc["date"], brand=doc["brand"],
+                campaign=doc["campaign"], campaign_file=doc["campaign_file"], fingerprint=doc["fingerprint"],
+                batches=batches, tiers=doc["tiers"], skipped=doc["skipped"], requests=doc["requests"],
+                quota=doc["quota"], outreach=doc["outreach"], outlook=doc["outlook"], notes=doc["notes"],
+                campaign_spec=doc["campaign_spec"],
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BadInput(f"{path}:1:1: plan file is incomplete or damaged ({exc})") from None
+
+    def campaign_model(self) -> Campaign:
+        return Campaign.model_validate(self.campaign_spec)
+
+
+# --- ranking -----------------------------------------------------------------------------------------
+def score(creator: Creator, tier: Tier, today: date) -> float:
+    """The transparent placeholder ranking: engagement, sales and recency, each on a readable scale.
+
+    engagement_rate in points (4% -> 4), plus log10 of 30-day GMV, minus a point per 30 days inactive.
+    """
+    engagement = (creator.engagement_rate if creator.engagement_rate is not None else 0.02) * 100
+    sales = math.log10(1 + (creator.gmv_30d or 0.0))
+    inactive = (today - creator.last_active).days / 30 if creator.last_active else 1.0
+    return round(engagement + sales - max(0.0, inactive), 4)
+
+
+def targeting_reason(campaign: Campaign, c: Creator, today: date) -> str | None:
+    t = campaign.targeting
+    if t is None:
+        return None
+    if t.min_followers is not None and (c.followers or 0) < t.min_followers:
+        return "targeting: too few followers"
+    if t.max_followers is not None and (c.followers or 0) > t.max_followers:
+        return "targeting: too many followers"
+    if t.categories is not None and (c.category or "").lower() not in {x.lower() for x in t.categories}:
+        return "targeting: category"
+    if t.min_gmv_30d is not None and (c.gmv_30d or 0) < t.min_gmv_30d:
+        return "targeting: 30-day GMV"
+    if t.min_engagement_rate is not None and (c.engagement_rate or 0) < t.min_engagement_rate:
+        return "targeting: engagement rate"
+    if t.active_within_days is not None and (
+        c.last_active is None or (today - c.last_active).days > t.active_within_days
+    ):
+        return "targeting: inactive"
+    return None
+
+
+# --- request building (shared by dry-run and execute) -------------------------------------------------
+def end_time(campaign: Campaign) -> int:
+    tz = ZoneInfo(campaign.schedule.timezone)
+    end = datetime(campaign.end_date.year, campaign.end_date.month, campaign.end_date.day, 23, 59, 59, tzinfo=tz)
+    return int(end.timestamp())
+
+
+def commissions(campaign: Campaign, tier_name: str, product_ids: Sequence[str]) -> list[tuple[str, int]]:
+    tier = next((t for t in campaign.tiers if t.name == tier_name), None)
+    by_id = {p.id: p.commission for p in campaign.products}
+    return [(pid, tier.commission if tier and tier.commission else by_id[pid]) for pid in product_ids]
+
+
+def render_message(campaign: Campaign, tier_name: str, product_count: int, handle: str | None = None) -> str:
+    tier = next((t for t in campaign.tiers if t.name == tier_name), None)
+    return campaign.message_for(tier).format(
+        handle=handle or "there", product_count=product_count, brand=campaign.brand, campaign=campaign.campaign,
+        tier=tier_name,
+    )
+
+
+def create_fields(campaign: Campaign, batch: Batch) -> dict[str, Any]:
+    """The fields of the create request for a batch, exactly as execute sends them."""
+    handle = batch.handles[0] if len(batch.creator_ids) == 1 and batch.handles else None
+    return {
+        "name": campaign.campaign[:100],
+        "message": render_message(campaign, batch.tier, len(batch.product_ids), handle),
+        "end_time": end_time(campaign),
+        "products": commissions(campaign, batch.tier, batch.product_ids),
+        "creator_ids": batch.creator_ids,
+        "contact_email": campaign.contact_email,
+        "free_sample": campaign.free_sample,
+        "sample_approval_exempt": campaign.sample_approval_exempt,
+    }
+
+
+# --- planning ----------------------------------------------------------------------------------------
+def _pack(campaign: Campaign, selected: Iterable[tuple[Creator, Tier, tuple[str, ...]]],
+          plan_id: str) -> list[Batch]:
+    """Group creators whose requests would be identical (message, commissions, products), then fill requests
+    to the API's maximum: up to 50 creators (1 if the message names the creator) x up to 100 products."""
+    groups: dict[tuple[Any, ...], list[tuple[Creator, Tier]]] = {}
+    for creator, tier, products in selected:
+        personal = campaign.personal(tier)
+        message = campaign.message_for(tier)
+        rates = tuple(commissions(campaign, tier.name, products))
+        # the tier name only splits groups when the request differs by tier
+        tier_key = tier.name if ("{tier}" in message or tier.commission or tier.message) else ""
+        key = (tier_key, message, rates, personal)
+        groups.setdefault(key, []).append((creator, tier))
+    batches: list[Batch] = []
+    per_request = campaign.limits.creators_per_request
+    for (_, _, rates, personal), members in groups.items():
+        products = [pid for pid, _ in rates]
+        size = 1 if personal else min(per_request, MAX_CREATORS_PER_CREATE)
+        for i in range(0, len(members), size):
+            chunk = members[i : i + size]
+            for j in range(0, len(products), MAX_PRODUCTS_PER_CREATE):
+                batches.append(Batch(
+                    key=f"{plan_id}-{len(batches):05d}",
+                    tier=chunk[0][1].name,
+                    creator_ids=[c.creator_id for c, _ in chunk],
+                    product_ids=products[j : j + MAX_PRODUCTS_PER_CREATE],
+                    handles=[c.handle for c, _ in chunk] if personal else [],
+                    creator_tiers=[t.name for _, t in chunk],
+                ))
+    return batches
+
+
+def make_plan(
+    campaign: Campaign,
+    creators: Sequence[Creator],
+    state: LedgerState,
+    now: datetime,
+    *,
+    campaign_file: str = "",
+    plan_id: str | None = None,
+) -> Plan:
+    plan_id = plan_id or secrets.token_hex(6)
+    tz = ZoneInfo(campaign.schedule.timezone)
+    local_now = now.astimezone(tz)
+    today = local_now.date()
+    if campaign.end_date < today:
+        raise BadInput(f"campaign {campaign.campaign} ended on {campaign.end_date} (end_date is in the past)")
+    active_days = set(campaign.schedule.days)
+    active_today = WEEKDAYS[today.weekday()] in active_days
+    product_ids = [p.id for p in campaign.products]
+    tiers_by_name = {t.name: t for t in campaign.tiers}
+    skipped: Counter[str] = Counter()
+    candidates: list[tuple[float, str, Creator, Tier, tuple[str, ...]]] = []
+    invited, flagged = state.invited, state.flagged
+    for c in creators:
+        flag = flagged.get(c.creator_id)
+        if flag is not None:
+            skipped[f"flagged {flag}"] += 1
+            continue
+        reason = targeting_reason(campaign, c, today)
+        if reason:
+            skipped[reason] += 1
+            continue
+        tier = campaign.tier_for(c.followers)
+        if tier is None:
+            skipped["below every tier"] += 1
+            continue
+        done = invited.get(c.creator_id)
+        missing = tuple(product_ids) if not done else tuple(p for p in product_ids if p not in done)
+        if not missing:
+            skipped["already invited"] += 1
+            continue
+        candidates.append((-score(c, tier, today), c.creator_id, c, tier, missing))
+    candidates.sort(key=lambda x: (x[0], x[1]))
+
+    limits = campaign.limits
+    quota_day = QuotaDay.at(now, limits.quota_timezone)
+    week = OutreachWeek.at(now, limits)
+    invite_budget = max(0, limits.daily_requests - limits.reserve_requests - state.requests_used)
+    outreach_left = max(0, limits.weekly_outreach - state.outreach_used)
+    claimed_total = sum(state.claimed_today.values())
+    target_left = max(0, campaign.schedule.daily_target - claimed_total) if active_today else 0
+    tier_left = {
+        t.name: (math.inf if t.daily_cap is None else max(0, t.daily_cap - state.claimed_today.get(t.name, 0)))
+        for t in campaign.tiers
+    }
+
+    selected: list[tuple[Creator, Tier, tuple[str, ...]]] = []
+    deferred: Counter[str] = Counter()
+    for _, _, c, tier, missing in candidates:
+        n = len(missing)
+        if not active_today:
+            deferred["not an active day"] += 1
+        elif n > target_left:
+            deferred["daily target reached"] += 1
+        elif n > tier_left[tier.name]:
+            deferred[f"tier {tier.name} daily cap reached"] += 1
+        elif c.creator_id not in invited and outreach_left < 1:
+            deferred["weekly outreach spent"] += 1
+        else:
+            selected.append((c, tier, missing))
+            target_left -= n
+            tier_left[tier.name] -= n
+            if c.creator_id not in invited:
+                outreach_left -= 1
+    batches = _pack(campaign, selected, plan_id)
+    if len(batches) > invite_budget:
+        # Lowest-ranked batches wait: the planner never spends the reserve or beyond the day.
+        cut = batches[invite_budget:]
+        deferred["daily request quota"] += sum(len(b.creator_ids) for b in cut)
+        batches = batches[:invite_budget]
+
+    chosen = {cid for b in batches for cid in b.creator_ids}
+    tiers: dict[str, dict[str, int]] = {}
+    for b in batches:
+        for i in range(len(b.creator_ids)):
+            t = tiers.setdefault(b.tier_of(i), {"creators": 0, "pairs": 0})
+            t["creators"] += 1
+            t["pairs"] += len(b.product_ids)
+    new_creators = sum(1 for cid in chosen if cid not in invited)
+    creates = len(batches)
+    reconciles = math.ceil(state.pending / MAX_CREATORS_PER_CREATE) if state.pending else 0
+    notes: list[str] = []
+    if any(campaign.personal(t) for t in campaign.tiers):
+        notes.append("the message names the creator ({handle}): those invitations go out one creator per request; "
+                     "drop {handle} to send up to 50 creators per request")
+    if state.pending:
+        notes.append(f"{state.pending} pair(s) left pending by an interrupted run will be reconciled first")
+    if not active_today:
+        notes.append(f"{WEEKDAYS[today.weekday()]} is not an active day of this campaign")
+    remaining_candidates = [x for x in candidates if x[2].creator_id not in chosen]
+    outlook = _outlook(campaign, remaining_candidates, today, tiers_by_name)
+    return Plan(
+        plan_id=plan_id,
+        created_at=iso(now.timestamp()),
+        date=today.isoformat(),
+        brand=campaign.brand,
+        campaign=campaign.campaign,
+        campaign_file=campaign_file,
+        fingerprint=state.fingerprint,
+        batches=batches,
+        tiers=tiers,
+        skipped={**dict(skipped), **{f"deferred: {k}": v for k, v in deferred.items()}},
+        requests={"creates": creates, "conflict_checks": reconciles, "reserve": limits.reserve_requests,
+                  "total": creates + reconciles},
+        quota={
+            "day": quota_day.day, "limit": limits.daily_requests, "used": state.requests_used,
+            "reserve": limits.reserve_requests, "after": state.requests_used + creates + reconciles,
+            "left_after": max(0, limits.daily_requests - state.requests_used - creates - reconciles),
+            "resets_at": quota_day.resets_at.isoformat(),
+        },
+        outreach={
+            "limit": limits.weekly_outreach, "used": state.outreach_used, "new_creators": new_creators,
+            "after": state.outreach_used + new_creators, "resets_at": week.resets_at.isoformat(),
+        },
+        outlook=outlook,
+        notes=notes,
+        campaign_spec=campaign.model_dump(mode="json"),
+    )
+
+
+def _outlook(campaign: Campaign, remaining: list[Any], today: date, tiers: dict[str, Tier]) -> list[dict[str, Any]]:
+    """When the rest can go: a projection of the next active days under the daily target and tier caps
+    (ignoring answers not yet known), up to 14 days or the campaign's end."""
+    days = []
+    queue = [(x[3].name, len(x[4])) for x in remaining]
+    d = today
+    while queue and len(days) < 14:
+        d += timedelta(days=1)
+        if d > campaign.end_date:
+            break
+        if WEEKDAYS[d.weekday()] not in campaign.schedule.days:
+            continue
+        left = campaign.schedule.daily_target
+        caps = {n: (math.inf if t.daily_cap is None else t.daily_cap) for n, t in tiers.items()}
+        rest, pairs = [], 0
+        for tier_name, n in queue:
+            if n <= left and n <= caps[tier_name]:
+                left -= n
+                caps[tier_name] -= n
+                pairs += n
+            else:
+                rest.append((tier_name, n))
+        if pairs == 0:
+            break
+        days.append({"date": d.isoformat(), "pairs": pairs})
+        queue = rest
+    if queue:
+        days.append({"date": None, "pairs": sum(n for _, n in queue), "note": "after the projection window"})
+    return days
+
+
+def now_utc() -> datetime:
+    return datetime.now(timezone.utc)

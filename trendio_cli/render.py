@@ -1,0 +1,160 @@
+"""Human views of command results: Rich tables on stdout, progress on stderr. `--json` bypasses all of this."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from trendio_cli.executor import Counts
+from trendio_cli.output import stderr, stdout
+from trendio_cli.planner import Plan
+
+
+def _table(title: str, *columns: str) -> Table:
+    t = Table(title=title, title_justify="left", title_style="bold", header_style="bold")
+    for i, c in enumerate(columns):
+        t.add_column(c, justify="left" if i == 0 else "right")
+    return t
+
+
+def plan_view(plan: dict[str, Any], console: Console = stdout) -> None:
+    console.print(f"[bold]Plan {plan['plan_id']}[/] for [bold]{plan['brand']}/{plan['campaign']}[/] "
+                  f"on {plan['date']}: {plan['pairs']} invitations to {plan['creators']} creators "
+                  f"in {plan['requests']['creates']} requests")
+    tiers = _table("By tier", "tier", "creators", "invitations")
+    for name, t in plan["tiers"].items():
+        tiers.add_row(name, str(t["creators"]), str(t["pairs"]))
+    if plan["tiers"]:
+        console.print(tiers)
+    q = plan["quota"]
+    cost = _table("Requests", "", "count")
+    cost.add_row("create requests", str(plan["requests"]["creates"]))
+    cost.add_row("conflict checks (reconciliation)", str(plan["requests"]["conflict_checks"]))
+    cost.add_row("kept in reserve (syncs)", str(plan["requests"]["reserve"]))
+    cost.add_row(f"quota {q['day']}: used before", f"{q['used']} / {q['limit']}")
+    cost.add_row("quota: used after", f"{q['after']} / {q['limit']}")
+    o = plan["outreach"]
+    cost.add_row("outreach this week: before -> after", f"{o['used']} -> {o['after']} / {o['limit']}")
+    console.print(cost)
+    if plan["skipped"]:
+        skipped = _table("Candidates left out", "reason", "creators")
+        for reason, n in sorted(plan["skipped"].items(), key=lambda kv: -kv[1]):
+            skipped.add_row(reason, str(n))
+        console.print(skipped)
+    if plan["outlook"]:
+        days = _table("When the rest can go", "day", "invitations")
+        for d in plan["outlook"]:
+            days.add_row(d["date"] or d.get("note", "later"), str(d["pairs"]))
+        console.print(days)
+    for note in plan["notes"]:
+        console.print(f"note: {note}")
+
+
+def dry_run_view(result: dict[str, Any], console: Console = stdout) -> None:
+    plan_view(result["plan"], console)
+    pace = result["pace"]
+    console.print(
+        f"[bold]Dry run[/]: {result['requests_total']} requests for {result['pairs']} invitations, paced at "
+        f"{pace['limit']} per {pace['window_ms']} ms ({pace['requests_per_second']}/s, scope {pace['scope']}): "
+        f"about {result['estimated_duration_s']:.1f} s plus network time. Signed with {result['signed_with']}. "
+        f"Nothing was sent; the ledger was not written."
+    )
+
+
+def execute_view(result: dict[str, Any], console: Console = stdout) -> None:
+    c = result["counts"]
+    t = _table(f"Run {result['run_id']}: {result['brand']}/{result['campaign']} -> {result['status']}", "", "count")
+    for key in ("sent", "conflict", "ineligible", "failed", "unsent", "uncertain", "reconciled_sent",
+                "requests", "creates", "conflict_checks", "retries", "rate_limited"):
+        if c.get(key) or key in ("sent", "requests"):
+            t.add_row(key.replace("_", " "), str(c[key]))
+    t.add_row("duration", f"{result['duration_s']:.1f} s")
+    t.add_row("requests/s", f"{result['requests_per_second']:.1f}")
+    q = result["quota"]
+    t.add_row(f"quota {q['day']}", f"{q['used']} used, {q['left']} left (resets {q['resets_at']})")
+    console.print(t)
+    for e in result["errors"][:10]:
+        if "stop" in e:
+            console.print(f"stopped: {e['message']}" + (f" ({e['hint']})" if e.get("hint") else ""))
+        else:
+            console.print(f"error: {e.get('outcome')} code={e.get('code')} {e.get('message')}: {e.get('note')} "
+                          f"({e.get('pairs')} pairs)")
+
+
+def status_view(result: dict[str, Any], console: Console = stdout) -> None:
+    t = _table(f"Ledger {result['ledger']}", "brand", "sent", "accepted", "declined", "pending", "conflict",
+               "ineligible", "failed", f"requests {result['quota_day_utc']}")
+    for b in result["brands"]:
+        inv = b["invitations"]
+        t.add_row(b["brand"], *(str(inv.get(k, 0)) for k in ("sent", "accepted", "declined")), str(b["pending"]),
+                  *(str(inv.get(k, 0)) for k in ("conflict", "ineligible", "failed")), str(b["requests_today"]))
+    console.print(t if result["brands"] else "the ledger is empty")
+    for lock in result["locks"]:
+        console.print(f"lock: {lock['brand']} held by run {lock['run_id']} (pid {lock['pid']} on {lock['host']})")
+    if result["last_runs"]:
+        runs_view({"runs": result["last_runs"]}, console)
+
+
+def runs_view(result: dict[str, Any], console: Console = stdout) -> None:
+    t = _table("Runs", "run", "brand", "campaign", "command", "started", "ended", "status", "exit", "sent",
+               "requests")
+    for r in result["runs"]:
+        counts = r.get("counts") or {}
+        t.add_row(str(r["id"]), r["brand"] or "", r["campaign"] or "", r["command"] or "",
+                  (r["started_at"] or "")[:19], (r["ended_at"] or "")[:19], r["status"] or "",
+                  "" if r["exit_code"] is None else str(r["exit_code"]), str(counts.get("sent", "")),
+                  str(counts.get("requests", "")))
+    console.print(t if result["runs"] else "no runs yet")
+
+
+def quota_view(result: dict[str, Any], console: Console = stdout) -> None:
+    t = _table("Quota", "brand", "requests used", "left", "resets", "outreach used", "left", "resets")
+    for b in result["brands"]:
+        r, o = b["requests"], b["outreach"]
+        t.add_row(b["brand"], f"{r['used']} / {r['limit']}", str(r["left"]), r["resets_at"][:16],
+                  f"{o['used']} / {o['limit']}", str(o["left"]), o["resets_at"][:16])
+    console.print(t if result["brands"] else "no brand has used the API yet")
+
+
+class ExecuteProgress:
+    """A Rich progress bar on stderr: pairs, requests, requests/s, quota left, ETA."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), TaskProgressColumn(),
+            TextColumn("{task.fields[detail]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+            console=stderr, transient=False, disable=not enabled,
+        )
+        self.task = None
+        self.started = time.monotonic()
+
+    def __enter__(self) -> ExecuteProgress:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(*exc)
+
+    def update(self, counts: Counts, plan: Plan | None) -> None:
+        total = counts.pairs_planned or (plan.pairs if plan else 0)
+        done = counts.sent + counts.conflict + counts.ineligible + counts.failed + counts.unsent
+        if self.task is None:
+            self.task = self.progress.add_task("inviting", total=max(total, 1), detail="")
+        rate = counts.requests / max(1e-6, time.monotonic() - self.started)
+        quota_left = ""
+        if plan is not None:
+            left = plan.quota["limit"] - plan.quota["used"] - counts.requests
+            quota_left = f" quota left {left}"
+        self.progress.update(self.task, total=max(total, 1), completed=done,
+                             detail=f"{done}/{total} pairs {counts.requests} req {rate:.1f} req/s{quota_left}")
