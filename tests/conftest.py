@@ -22,3 +22,4 @@ def _clean_env(monkeypatch, tmp_path):
 def sandbox():
     with SandboxServer(SandboxSettings(ineligible_permille=0)) as sb:
         yield sb
+

@@ -341,7 +341,7 @@ def parse_yaml_with_positions(text: str, file: str) -> tuple[Any, _Positions, li
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         what = exc.problem or "YAML syntax error"
-        if "\t" in what or "tab" in what.lower():
+        if "\\t" in what or "\t" in what:
             what += " (YAML does not allow tabs for indentation)"
         return None, pos, [Problem(file, line, col, f"YAML syntax error: {what}")]
     except yaml.YAMLError as exc:

@@ -121,8 +121,9 @@ class Executor:
             self.counts.creates += 1
         else:
             self.counts.conflict_checks += 1
-        await self.pacer.acquire()
+        permit_at = await self.pacer.acquire()
         answer = await self.client.send(prepared)
+        self.pacer.record_send(permit_at, answer.sent_at)
         self.ledger.record_call(call_id, outcome=answer.outcome.value, http_status=answer.http_status,
                                 code=answer.code, latency_ms=answer.latency_ms, request_id=answer.request_id,
                                 message=answer.message)

@@ -10,11 +10,17 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from pyrate_limiter import Limiter, Rate, SQLiteBucket
+from pyrate_limiter import Limiter, Rate, SQLiteBucket, SQLiteQueries
 
-# Requests leave a few milliseconds after their permit; a window slightly longer than a second keeps any
-# one-second window the platform sees at or under the limit despite that jitter (about 2% of throughput).
+# Requests reach the platform a little after their permit, and that delay varies. Two rules keep any
+# one-second window the platform sees at or under the limit: permits are spread evenly (no burst of 50 at
+# once, which would flood the event loop and the connection pool and make the delay vary by ~100 ms), and
+# the window is slightly longer than a second, a margin for the jitter that remains (~2% of throughput).
 WINDOW_MARGIN_MS = 20
+SPACING_SLACK_MS = 3  # the limiter's own wake-up buffer and sleep overshoot, taken off the spacing rule
+# A request that left later than this after its permit (a cold first connection, a busy event loop) is
+# also recorded in the bucket at the time it really left, so the log never under-counts a window.
+LATE_SEND_S = 0.010
 
 
 @dataclass(frozen=True)
@@ -36,11 +42,23 @@ class PaceRule:
     def per_second(self) -> float:
         return self.limit * 1000 / self.window_ms
 
+    @property
+    def spacing_ms(self) -> int:
+        """The even spacing between permits: the window divided by the limit."""
+        return max(1, int(self.window_ms / self.limit) - SPACING_SLACK_MS)
+
+    def rates(self) -> list[Rate]:
+        return [Rate(1, self.spacing_ms), Rate(self.limit, self.window_ms)]
+
     def schedule(self, n: int, start: float = 0.0) -> list[float]:
-        """Send times of `n` requests on a simulated clock (dry-run): the sliding-window log's behaviour."""
+        """Send times of `n` requests on a simulated clock (dry-run): evenly spaced, and never more than
+        `limit` in any window."""
         times: list[float] = []
+        step = (self.spacing_ms + SPACING_SLACK_MS) / 1000
         for i in range(n):
-            t = start if i < self.limit else max(start, times[i - self.limit] + self.window_ms / 1000)
+            t = start if i == 0 else times[-1] + step
+            if i >= self.limit:
+                t = max(t, times[i - self.limit] + self.window_ms / 1000)
             times.append(t)
         return times
 
@@ -63,19 +81,22 @@ class Pacer:
         table = "rate_" + hashlib.sha256(key.encode()).hexdigest()[:16]
         path = bucket_path(ledger_path)
         if str(path) == ":memory:":
-            bucket = SQLiteBucket.init_from_file([Rate(rule.limit, rule.window_ms)], table=table)
+            bucket = SQLiteBucket.init_from_file(rule.rates(), table=table)
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             bucket = SQLiteBucket.init_from_file(
-                [Rate(rule.limit, rule.window_ms)], table=table, db_path=str(path), use_file_lock=True)
-        self.limiter = Limiter(bucket, buffer_ms=2)
+                rule.rates(), table=table, db_path=str(path), use_file_lock=True)
+        self.limiter = Limiter(bucket, buffer_ms=1)
+        self.bucket = bucket
         self.key = key
+        self.late_sends = 0
         self._paused_until = 0.0
         self._slow_until = 0.0
         self._last = 0.0
         self.penalties = 0
 
-    async def acquire(self) -> None:
+    async def acquire(self) -> float:
+        """Wait for a permit; returns the wall-clock time it was granted."""
         while True:
             wait = self._paused_until - time.monotonic()
             if wait <= 0:
@@ -90,6 +111,17 @@ class Pacer:
                 await asyncio.sleep(wait)
         await self.limiter.try_acquire_async(self.key)
         self._last = max(self._last, time.monotonic())
+        return time.time()
+
+    def record_send(self, permit_at: float, sent_at: float | None) -> None:
+        """Count a late request a second time, at the moment it really left."""
+        if sent_at is None or sent_at - permit_at <= LATE_SEND_S:
+            return
+        self.late_sends += 1
+        bucket = self.bucket
+        with bucket.lock:
+            bucket.conn.execute(SQLiteQueries.PUT_ITEM.format(table=bucket.table), (self.key, int(sent_at * 1000)))
+            bucket.conn.commit()
 
     def penalize(self, retry_after: float | None) -> None:
         self.penalties += 1

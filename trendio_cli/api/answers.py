@@ -68,6 +68,7 @@ class ApiAnswer:
     # a create must then be reconciled before it is sent again.
     maybe_applied: bool = False
     latency_ms: float = 0.0
+    sent_at: float | None = None  # wall-clock time the request finished leaving this machine, if it did
 
     @property
     def ok(self) -> bool:

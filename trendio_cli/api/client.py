@@ -162,9 +162,17 @@ class ApiClient:
             raise RuntimeError("ApiClient used outside `async with`")
         signed = self.sign(prepared)
         started = time.perf_counter()
+        sent_at: list[float] = []
+
+        async def trace(event: str, info: dict[str, Any]) -> None:
+            # when the request really left (the pacer compares it with the permit's time)
+            if event.endswith("send_request_body.complete"):
+                sent_at.append(time.time())
+
         try:
             response = await self._http.request(
-                signed.method, signed.url, params=signed.query, headers=signed.headers, content=signed.body
+                signed.method, signed.url, params=signed.query, headers=signed.headers, content=signed.body,
+                extensions={"trace": trace},
             )
             answer = classify_response(
                 response.status_code, response.headers, response.content, mutating=prepared.mutating
@@ -172,6 +180,7 @@ class ApiClient:
         except httpx.HTTPError as exc:
             answer = classify_exception(exc, mutating=prepared.mutating)
         answer.latency_ms = (time.perf_counter() - started) * 1000
+        answer.sent_at = sent_at[0] if sent_at else None
         return answer
 
     # --- endpoint helpers --------------------------------------------------------------------

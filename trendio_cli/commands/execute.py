@@ -16,8 +16,8 @@ from trendio_cli.api.credentials import check_base_url, credentials_for, is_loop
 from trendio_cli.api.endpoints import DEFAULT_BASE_URL
 from trendio_cli.campaign import Campaign
 from trendio_cli.creators import Creator
-from trendio_cli.errors import Refused
-from trendio_cli.executor import Counts, ExecuteOptions, Executor
+from trendio_cli.errors import EXIT_QUOTA, Refused
+from trendio_cli.executor import Counts, ExecuteOptions, Executor, Stop
 from trendio_cli.inputs import is_plan_file, load_campaign_inputs, load_plan
 from trendio_cli.ledger import Ledger
 from trendio_cli.pacing import Pacer, PaceRule, scope_key
@@ -118,6 +118,8 @@ async def _execute(source, campaign: Campaign, creators, saved_plan, ledger_path
                                        for i, c in enumerate(b.creator_ids) for p in b.product_ids))
                 _remember_creators(ledger, brand, creators, {c for b in plan.batches for c in b.creator_ids})
                 await executor.run(plan.batches)
+            if executor.stop is None and plan is not None:
+                _stop_for_deferred_work(executor, plan)
     except Refused as exc:
         ledger.finish_run(run_id, status="refused", exit_code=exc.exit_code,
                           counts=executor.counts.as_dict() if executor else {}, errors=[{"message": exc.message}])
@@ -159,6 +161,18 @@ async def _execute(source, campaign: Campaign, creators, saved_plan, ledger_path
         "pace": {"requests_per_second": round(pacer.rule.per_second, 2), "penalties": pacer.penalties},
         "errors": errors,
     }
+
+
+def _stop_for_deferred_work(executor: Executor, plan: Plan) -> None:
+    """A plan cut short by the day's requests or the week's outreach ends the run as stopped by a quota."""
+    if plan.skipped.get("deferred: daily request quota"):
+        executor.halt(Stop("daily_quota", f"the day's requests for invitations are spent "
+                           f"({plan.skipped['deferred: daily request quota']} creators wait)", EXIT_QUOTA,
+                           hint=f"the quota day resets at {plan.quota['resets_at']}"))
+    elif plan.skipped.get("deferred: weekly outreach spent"):
+        executor.halt(Stop("outreach_quota", f"the week's outreach is spent "
+                           f"({plan.skipped['deferred: weekly outreach spent']} creators wait)", EXIT_QUOTA,
+                           hint=f"the outreach week resets at {plan.outreach['resets_at']}"))
 
 
 def _remember_creators(ledger: Ledger, brand: str, creators: list[Creator], chosen: set[str]) -> None:

@@ -1,0 +1,68 @@
+"""Helpers shared by the tests: campaign files made on the fly, the CLI as a real subprocess."""
+
+from __future__ import annotations
+
+# --- helpers shared by the core tests ---------------------------------------------------------------
+import json as _json
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from trendio_cli.sandbox.marketplace import write_creators_file
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def campaign_dict(**overrides):
+    doc = {
+        "campaign": "test-campaign",
+        "brand": "testbrand",
+        "products": [{"id": "1729384756", "commission": "15%"}, {"id": "1729384757", "commission": 0.12},
+                     {"id": "1729384758", "commission": 1000}],
+        "message": "Hi! {brand} would love to work with you on {product_count} products.",
+        "end_date": "2099-12-31",
+        "contact_email": "partners@test.example",
+        "free_sample": True,
+        "creators": {"file": "creators.csv"},
+        "tiers": [{"name": "macro", "min_followers": 100000}, {"name": "mid", "min_followers": 10000},
+                  {"name": "micro", "min_followers": 0}],
+        "schedule": {"timezone": "UTC", "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
+                     "daily_target": 1_000_000},
+    }
+    for key, value in overrides.items():
+        if value is None:
+            doc.pop(key, None)
+        else:
+            doc[key] = value
+    return doc
+
+
+def write_campaign(directory: Path, creators: int = 100, *, start: int = 0, name: str = "campaign.yaml",
+                   creators_file: str = "creators.csv", **overrides) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    doc = campaign_dict(**overrides)
+    doc["creators"] = {"file": creators_file}
+    path = directory / name
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    if not (directory / creators_file).exists():
+        write_creators_file(str(directory / creators_file), creators, start=start)
+    return path
+
+
+def run_cli(*args, env=None, timeout=120, check=None):
+    """Run trendio as a real subprocess; returns CompletedProcess with text output."""
+    import os
+
+    full_env = {k: v for k, v in os.environ.items()}
+    full_env.update(env or {})
+    proc = subprocess.run([sys.executable, "-m", "trendio_cli", *map(str, args)], capture_output=True, text=True,
+                          env=full_env, timeout=timeout)
+    if check is not None:
+        assert proc.returncode == check, (proc.returncode, proc.stdout[-2000:], proc.stderr[-2000:])
+    return proc
+
+
+def json_out(proc):
+    return _json.loads(proc.stdout)

@@ -1,0 +1,162 @@
+"""The ledger on real SQLite files: schema, uniqueness, quota reservation across processes, locks."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from trendio_cli.errors import LedgerError, Refused
+from trendio_cli.ledger import SCHEMA_VERSION, Ledger, QuotaExhausted
+
+
+def test_new_ledger_is_private_wal_and_migrated(tmp_path: Path):
+    path = tmp_path / "sub" / "l.db"
+    with Ledger.open(path) as ledger:
+        assert ledger.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        names = {r[0] for r in ledger.conn.execute("SELECT name FROM _migrations")}
+        assert len(names) == SCHEMA_VERSION
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    tables = {r[0] for r in sqlite3.connect(path).execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"invitations", "api_calls", "runs", "creators", "plans", "quota_usage", "run_locks"} <= tables
+
+
+def test_an_invitation_key_is_unique_whatever_the_campaign(tmp_path: Path):
+    with Ledger.open(tmp_path / "l.db") as ledger:
+        run = ledger.start_run(brand="b", campaign="c1", command="test")
+        assert ledger.insert_planned("b", "c1", run, [("cr1", "p1", "t", "k1")]) == 1
+        assert ledger.insert_planned("b", "c2", run, [("cr1", "p1", "t", "k2")]) == 0
+        with pytest.raises(sqlite3.IntegrityError):
+            ledger.conn.execute("INSERT INTO invitations (brand, creator_id, product_id, state) "
+                                "VALUES ('b', 'cr1', 'p1', 'sent')")
+        assert ledger.insert_planned("other", "c1", run, [("cr1", "p1", "t", "k3")]) == 1
+
+
+def test_state_machine_write_ahead_then_outcome(tmp_path: Path):
+    with Ledger.open(tmp_path / "l.db") as ledger:
+        run = ledger.start_run(brand="b", campaign="c", command="test")
+        ledger.insert_planned("b", "c", run, [("1", "p", "t", "k"), ("2", "p", "t", "k")])
+        assert ledger.invited_pairs("b") == {}  # planned rows are not invitations
+        ledger.claim("b", run, "k", [("1", "p"), ("2", "p")])
+        assert [p.creator_id for p in ledger.pending("b")] == ["1", "2"]
+        ledger.mark("b", [("1", "p")], "sent", collaboration_id="77")
+        ledger.unclaim("b", [("2", "p")])
+        assert ledger.invitation_states("b") == {"sent": 1, "planned": 1}
+        assert ledger.invitation("b", "1", "p")["collaboration_id"] == "77"
+        assert ledger.invited_pairs("b") == {"1": {"p"}}
+        assert ledger.clear_planned("b") == 1
+
+
+def test_quota_reservation_refuses_past_the_limit(tmp_path: Path):
+    with Ledger.open(tmp_path / "l.db") as ledger:
+        for _ in range(3):
+            ledger.reserve_call(brand="b", quota_day="2026-01-01", endpoint="e", limit=3, run_id=None)
+        with pytest.raises(QuotaExhausted):
+            ledger.reserve_call(brand="b", quota_day="2026-01-01", endpoint="e", limit=3, run_id=None)
+        ledger.reserve_call(brand="b", quota_day="2026-01-02", endpoint="e", limit=3, run_id=None)
+        assert ledger.calls_used("b", "2026-01-01") == 3 and ledger.calls_count("b") == 4
+
+
+RESERVER = textwrap.dedent("""
+    import sys
+    from trendio_cli.ledger import Ledger, QuotaExhausted
+    ledger = Ledger.open(sys.argv[1])
+    got = 0
+    while True:
+        try:
+            ledger.reserve_call(brand="b", quota_day="d", endpoint="e", limit=int(sys.argv[2]), run_id=None)
+            got += 1
+        except QuotaExhausted:
+            break
+    print(got)
+""")
+
+
+def test_four_processes_reserving_at_full_speed_never_overspend(tmp_path: Path):
+    path = tmp_path / "l.db"
+    Ledger.open(path).close()
+    procs = [subprocess.Popen([sys.executable, "-c", RESERVER, str(path), "600"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    results = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [r[1][-500:] for r in results]
+    assert sum(int(out) for out, _ in results) == 600
+    with Ledger.open(path) as ledger:
+        assert ledger.calls_used("b", "d") == 600 == ledger.calls_count("b", "d")
+
+
+def test_brand_lock_refuses_a_live_holder_and_takes_over_a_dead_one(tmp_path: Path):
+    path = tmp_path / "l.db"
+    with Ledger.open(path) as ledger:
+        ledger.acquire_brand_lock("b", 1)
+        with pytest.raises(Refused, match="held by run 1"):
+            ledger.acquire_brand_lock("b", 2)
+        ledger.acquire_brand_lock("other", 2)
+        # a holder whose process is gone
+        dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True).stdout.strip()
+        ledger.conn.execute("UPDATE run_locks SET pid = ? WHERE brand = 'b'", (int(dead),))
+        ledger.acquire_brand_lock("b", 3)
+        assert {r["brand"]: r["run_id"] for r in ledger.locks()} == {"b": 3, "other": 2}
+        ledger.release_brand_lock("b", 3)
+        assert [r["brand"] for r in ledger.locks()] == ["other"]
+
+
+def test_readonly_open_never_writes_and_reads_a_missing_file_as_empty(tmp_path: Path):
+    missing = tmp_path / "none.db"
+    with Ledger.open(missing, readonly=True) as ledger:
+        assert ledger.invitation_states() == {}
+    assert not missing.exists()
+    path = tmp_path / "l.db"
+    with Ledger.open(path) as ledger:
+        ledger.start_run(brand="b", campaign="c", command="x")
+    before = path.read_bytes()
+    with Ledger.open(path, readonly=True) as ledger:
+        assert len(ledger.runs()) == 1
+        with pytest.raises((sqlite3.OperationalError, LedgerError)):
+            ledger.start_run(brand="b", campaign="c", command="x")
+    assert path.read_bytes() == before
+
+
+def test_unusable_ledgers_give_one_clear_error(tmp_path: Path):
+    garbage = tmp_path / "g.db"
+    garbage.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(LedgerError, match="cannot open the ledger"):
+        Ledger.open(garbage)
+    with pytest.raises(LedgerError, match="directory"):
+        Ledger.open(tmp_path)
+    newer = tmp_path / "n.db"
+    with Ledger.open(newer) as ledger:
+        ledger.conn.execute("INSERT INTO _migrations VALUES ('m999_future', 'x')")
+    with pytest.raises(LedgerError, match="newer"):
+        Ledger.open(newer)
+
+
+def test_fingerprint_moves_with_invitations_and_flags(tmp_path: Path):
+    with Ledger.open(tmp_path / "l.db") as ledger:
+        f0 = ledger.fingerprint("b")
+        run = ledger.start_run(brand="b", campaign="c", command="x")
+        ledger.insert_planned("b", "c", run, [("1", "p", "t", "k")])
+        assert ledger.fingerprint("b") == f0  # planned rows are not state a plan depends on
+        ledger.claim("b", run, "k", [("1", "p")])
+        f1 = ledger.fingerprint("b")
+        assert f1 != f0
+        ledger.flag_creators("b", ["9"], "ineligible", "16024021")
+        assert ledger.fingerprint("b") != f1
+        assert ledger.fingerprint("other") == Ledger.open(tmp_path / "x.db").fingerprint("other")
+
+
+def test_ledger_file_opens_with_plain_sqlite3(tmp_path: Path):
+    path = tmp_path / "l.db"
+    with Ledger.open(path) as ledger:
+        ledger.reserve_call(brand="b", quota_day="d", endpoint="create_collaboration", limit=5, run_id=None)
+    out = subprocess.run(["sqlite3", str(path), "SELECT endpoint FROM api_calls"], capture_output=True, text=True)
+    if out.returncode == 0:  # the sqlite3 shell is optional on a machine
+        assert out.stdout.strip() == "create_collaboration"
+    assert sqlite3.connect(path).execute("SELECT used FROM quota_usage").fetchone()[0] == 1
+    assert os.path.exists(path)

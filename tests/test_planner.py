@@ -1,0 +1,150 @@
+"""The planner is a pure function: exclusions, tiers, caps, targets, quotas, packing."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from helpers import campaign_dict
+from trendio_cli.campaign import Campaign
+from trendio_cli.creators import Creator
+from trendio_cli.planner import LedgerState, create_fields, make_plan
+
+NOW = datetime(2026, 11, 25, 15, 0, tzinfo=timezone.utc)  # a Wednesday
+
+
+def campaign(**overrides) -> Campaign:
+    return Campaign.model_validate(campaign_dict(**overrides))
+
+
+def creators(n: int, followers: int = 5000, start: int = 0) -> list[Creator]:
+    return [Creator(creator_id=str(1000 + start + i), handle=f"h{i}", followers=followers,
+                    engagement_rate=0.01 + (i % 50) / 1000, gmv_30d=float(i), last_active=date(2026, 11, 20))
+            for i in range(n)]
+
+
+def state(**kw) -> LedgerState:
+    base = dict(invited={}, flagged={}, claimed_today={}, requests_used=0, outreach_used=0, fingerprint="f")
+    base.update(kw)
+    return LedgerState(**base)
+
+
+def pairs_of(plan) -> set[tuple[str, str]]:
+    return {p for b in plan.batches for p in b.pairs}
+
+
+def test_packs_fifty_creators_with_every_product_per_request():
+    plan = make_plan(campaign(), creators(120), state(), NOW)
+    assert [len(b.creator_ids) for b in plan.batches] == [50, 50, 20]
+    assert all(len(b.product_ids) == 3 for b in plan.batches)
+    assert plan.pairs == 360 and plan.requests["creates"] == 3
+
+
+def test_more_than_a_hundred_products_split_by_hundred():
+    products = [{"id": str(1_000_000 + i), "commission": "10%"} for i in range(150)]
+    plan = make_plan(campaign(products=products), creators(10), state(), NOW)
+    assert sorted(len(b.product_ids) for b in plan.batches) == [50, 100]
+    assert plan.pairs == 1500
+
+
+def test_a_message_naming_the_creator_goes_one_creator_per_request():
+    c = campaign(message="Hi {handle}, {product_count} products for you")
+    plan = make_plan(c, creators(3), state(), NOW)
+    assert [len(b.creator_ids) for b in plan.batches] == [1, 1, 1]
+    fields = create_fields(c, plan.batches[0])
+    assert fields["message"].startswith("Hi h") and "3 products" in fields["message"]
+    assert any("{handle}" in n for n in plan.notes)
+
+
+def test_excludes_ledger_pairs_flagged_creators_and_unmatched_rows():
+    cs = creators(10) + [Creator(creator_id="tiny", followers=5)]
+    c = campaign(tiers=[{"name": "micro", "min_followers": 1000}])
+    invited = {"1000": {"1729384756", "1729384757", "1729384758"}, "1001": {"1729384756"}}
+    plan = make_plan(c, cs, state(invited=invited, flagged={"1002": "ineligible", "1003": "unresponsive"}), NOW)
+    got = pairs_of(plan)
+    assert not any(cid in ("1000", "1002", "1003", "tiny") for cid, _ in got)
+    assert ("1001", "1729384756") not in got and ("1001", "1729384757") in got
+    assert plan.skipped == {"already invited": 1, "flagged ineligible": 1, "flagged unresponsive": 1,
+                            "below every tier": 1}
+
+
+def test_tiers_first_match_with_caps_and_tier_commission():
+    c = campaign(tiers=[{"name": "macro", "min_followers": 100000, "daily_cap": 6, "commission": "20%"},
+                        {"name": "micro", "min_followers": 0, "daily_cap": 9}])
+    cs = creators(5, followers=200_000) + creators(5, followers=100, start=100)
+    plan = make_plan(c, cs, state(), NOW)
+    assert plan.tiers == {"macro": {"creators": 2, "pairs": 6}, "micro": {"creators": 3, "pairs": 9}}
+    macro = next(b for b in plan.batches if b.tier == "macro")
+    assert {rate for _, rate in create_fields(c, macro)["products"]} == {2000}
+    assert plan.skipped["deferred: tier macro daily cap reached"] == 3
+
+
+def test_daily_target_counts_what_was_already_claimed_today():
+    c = campaign(schedule={"timezone": "UTC", "days": ["wed"], "daily_target": 30})
+    assert make_plan(c, creators(50), state(), NOW).pairs == 30
+    assert make_plan(c, creators(50), state(claimed_today={"micro": 21}), NOW).pairs == 9
+    assert make_plan(c, creators(50), state(claimed_today={"micro": 30}), NOW).pairs == 0
+
+
+def test_inactive_day_plans_nothing_and_says_when_the_rest_goes():
+    c = campaign(schedule={"timezone": "UTC", "days": ["mon", "fri"], "daily_target": 30})
+    plan = make_plan(c, creators(20), state(), NOW)
+    assert plan.pairs == 0 and any("not an active day" in n for n in plan.notes)
+    assert [d["date"] for d in plan.outlook] == ["2026-11-27", "2026-11-30"]
+    assert sum(d["pairs"] for d in plan.outlook) == 60
+
+
+def test_request_quota_and_reserve_are_never_spent():
+    c = campaign(limits={"daily_requests": 10, "reserve_requests": 4}, tiers=[{"name": "all", "min_followers": 0}])
+    plan = make_plan(c, creators(1000), state(requests_used=3), NOW)
+    assert plan.requests["creates"] == 3  # 10 - 4 reserved - 3 used
+    assert plan.skipped["deferred: daily request quota"] == 1000 - 150
+
+
+def test_weekly_outreach_counts_only_new_creators():
+    c = campaign(limits={"weekly_outreach": 10}, tiers=[{"name": "all", "min_followers": 0}])
+    connected = {str(1000 + i): {"1729384756"} for i in range(5)}
+    plan = make_plan(c, creators(30), state(outreach_used=7, invited=connected), NOW)
+    chosen = {cid for b in plan.batches for cid in b.creator_ids}
+    assert len(chosen - set(connected)) == 3
+    assert chosen >= set(connected)
+
+
+def test_ended_campaign_is_bad_input():
+    import pytest
+
+    from trendio_cli.errors import BadInput
+
+    with pytest.raises(BadInput, match="ended"):
+        make_plan(campaign(end_date="2026-01-01"), creators(1), state(), NOW)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(0, 200),
+    invited_idx=st.sets(st.integers(0, 199), max_size=60),
+    target=st.integers(1, 400),
+    cap=st.integers(0, 300),
+    used=st.integers(0, 10_000),
+    outreach_used=st.integers(0, 300),
+)
+def test_never_plans_a_ledger_pair_nor_exceeds_a_cap_or_quota(n, invited_idx, target, cap, used, outreach_used):
+    c = campaign(
+        tiers=[{"name": "big", "min_followers": 6000, "daily_cap": cap}, {"name": "small", "min_followers": 0}],
+        schedule={"timezone": "UTC", "days": ["wed"], "daily_target": target},
+        limits={"daily_requests": 10_000, "reserve_requests": 500, "weekly_outreach": 300},
+    )
+    cs = [Creator(creator_id=str(i), followers=1000 + 100 * i) for i in range(n)]
+    invited = {str(i): {"1729384756"} for i in invited_idx if i < n}
+    plan = make_plan(c, cs, state(invited=invited, requests_used=used, outreach_used=outreach_used), NOW)
+    got = pairs_of(plan)
+    assert not any(p in invited.get(cid, set()) for cid, p in got)
+    assert plan.pairs <= target
+    assert plan.tiers.get("big", {}).get("pairs", 0) <= cap
+    assert plan.requests["creates"] <= max(0, 10_000 - 500 - used)
+    new = {cid for cid, _ in got} - set(invited)
+    assert len(new) <= max(0, 300 - outreach_used)
+    assert all(len(b.creator_ids) <= 50 and len(b.product_ids) <= 100 for b in plan.batches)
+    assert len(got) == plan.pairs  # no pair twice in one plan
