@@ -15,8 +15,8 @@ from pyrate_limiter import Limiter, Rate, SQLiteBucket, SQLiteQueries
 # Requests reach the platform a little after their permit, and that delay varies. Two rules keep any
 # one-second window the platform sees at or under the limit: permits are spread evenly (no burst of 50 at
 # once, which would flood the event loop and the connection pool and make the delay vary by ~100 ms), and
-# the window is slightly longer than a second, a margin for the jitter that remains (~2% of throughput).
-WINDOW_MARGIN_MS = 20
+# the window is slightly longer than a second, a margin for the jitter that remains (2.5% of throughput).
+WINDOW_MARGIN_MS = 25
 SPACING_SLACK_MS = 3  # the limiter's own wake-up buffer and sleep overshoot, taken off the spacing rule
 # A request that left later than this after its permit (a cold first connection, a busy event loop) is
 # also recorded in the bucket at the time it really left, so the log never under-counts a window.

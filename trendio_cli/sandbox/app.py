@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from typing import Any
 
 from starlette.applications import Starlette
@@ -46,7 +47,7 @@ class CutConnection(Response):
         raise _Cut()
 
 
-def create_app(state: SandboxState) -> Starlette:
+def create_app(state: SandboxState) -> Any:
     logging.getLogger("uvicorn.error").addFilter(_LostResponseFilter())
 
     def to_response(reply: Reply) -> Response:
@@ -64,9 +65,11 @@ def create_app(state: SandboxState) -> Starlette:
             await asyncio.sleep(max(0.0, s.latency_ms + jitter) / 1000)
 
     async def api(request: Request, endpoint: str, handler: Any, mutating: bool = False) -> Response:
+        arrived = request.scope.get("trendio.arrived", time.time())
         body = await request.body()
         query = dict(request.query_params)
-        shop, refusal = state.admit(endpoint, request.url.path, query, request.headers.get("x-tts-access-token"), body)
+        shop, refusal = state.admit(endpoint, request.url.path, query, request.headers.get("x-tts-access-token"),
+                                    body, arrived)
         if refusal is not None:
             state.record(endpoint, shop, refusal)
             await delay()
@@ -158,4 +161,12 @@ def create_app(state: SandboxState) -> Starlette:
         Route("/_sandbox/advance", advance, methods=["POST"]),
         Route("/_sandbox/reset", reset, methods=["POST"]),
     ]
-    return Starlette(routes=routes)
+    inner = Starlette(routes=routes)
+
+    async def stamped(scope: Scope, receive: Receive, send: Send) -> None:
+        # The rate window counts arrivals: stamp them before routing and body reading can delay them.
+        if scope["type"] == "http":
+            scope["trendio.arrived"] = time.time()
+        await inner(scope, receive, send)
+
+    return stamped  # type: ignore[return-value]

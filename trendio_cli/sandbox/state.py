@@ -153,10 +153,13 @@ class SandboxState:
 
     # --- the gate every request passes --------------------------------------------------------
     def admit(
-        self, endpoint: str, path: str, query: dict[str, str], token: str | None, body: bytes
+        self, endpoint: str, path: str, query: dict[str, str], token: str | None, body: bytes,
+        arrived: float | None = None,
     ) -> tuple[Credentials | None, Reply | None]:
-        """Identify, count, rate-limit and authenticate. Returns the shop, or the refusal to send."""
-        real = time.time()
+        """Identify, count, rate-limit and authenticate. Returns the shop, or the refusal to send.
+
+        `arrived` is when the request reached the server (stamped before its body was read)."""
+        real = time.time() if arrived is None else arrived
         s = self.settings
         self.stats["requests"] += 1
         self.by_endpoint[endpoint] += 1
