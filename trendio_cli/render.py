@@ -93,12 +93,14 @@ def execute_view(result: dict[str, Any], console: Console = stdout) -> None:
 
 
 def status_view(result: dict[str, Any], console: Console = stdout) -> None:
-    t = _table(f"Ledger {result['ledger']}", "brand", "sent", "accepted", "declined", "pending", "conflict",
-               "ineligible", "failed", f"requests {result['quota_day_utc']}")
+    t = _table(f"Ledger {result['ledger']}", "brand", "invited", "answered", "in flight", "not sent",
+               "req today")
     for b in result["brands"]:
         inv = b["invitations"]
-        t.add_row(b["brand"], *(str(inv.get(k, 0)) for k in ("sent", "accepted", "declined")), str(b["pending"]),
-                  *(str(inv.get(k, 0)) for k in ("conflict", "ineligible", "failed")), str(b["requests_today"]))
+        invited = sum(inv.get(k, 0) for k in ("sent", "accepted", "declined", "expired"))
+        answered = f"{inv.get('accepted', 0)} yes / {inv.get('declined', 0)} no"
+        not_sent = ", ".join(f"{inv[k]} {k}" for k in ("conflict", "ineligible", "failed") if inv.get(k)) or "0"
+        t.add_row(b["brand"], str(invited), answered, str(b["pending"]), not_sent, str(b["requests_today"]))
     console.print(t if result["brands"] else "the ledger is empty")
     for lock in result["locks"]:
         console.print(f"lock: {lock['brand']} held by run {lock['run_id']} (pid {lock['pid']} on {lock['host']})")
@@ -107,14 +109,12 @@ def status_view(result: dict[str, Any], console: Console = stdout) -> None:
 
 
 def runs_view(result: dict[str, Any], console: Console = stdout) -> None:
-    t = _table("Runs", "run", "brand", "campaign", "command", "started", "ended", "status", "exit", "sent",
-               "requests")
+    t = _table("Runs", "run", "campaign", "started (UTC)", "status", "exit", "sent", "req")
     for r in result["runs"]:
         counts = r.get("counts") or {}
-        t.add_row(str(r["id"]), r["brand"] or "", r["campaign"] or "", r["command"] or "",
-                  (r["started_at"] or "")[:19], (r["ended_at"] or "")[:19], r["status"] or "",
-                  "" if r["exit_code"] is None else str(r["exit_code"]), str(counts.get("sent", "")),
-                  str(counts.get("requests", "")))
+        t.add_row(str(r["id"]), f"{r['brand']}/{r['campaign'] or '-'}", (r["started_at"] or "")[:16].replace("T", " "),
+                  r["status"] or "", "" if r["exit_code"] is None else str(r["exit_code"]),
+                  str(counts.get("sent", "")), str(counts.get("requests", "")))
     console.print(t if result["runs"] else "no runs yet")
 
 
