@@ -178,3 +178,16 @@ def test_missing_creators_file_is_reported_at_the_creators_key(tmp_path: Path):
     assert result["errors"] == 1
     problem = result["files"][0]["problems"][0]
     assert (problem["line"], "no such creators file" in problem["message"]) == (10, True)
+
+
+def test_quoted_and_unquoted_csv_read_the_same_and_crlf_is_fine():
+    plain = "creator_id,handle,followers\r\n1,ann,10\r\n2,bob,20\r\n"
+    quoted = 'creator_id,handle,followers\r\n"1","ann",10\r\n2,"bob",20\r\n'
+    a, pa = parse_creators(plain, "a.csv", "csv")
+    b, pb = parse_creators(quoted, "b.csv", "csv")
+    assert pa == pb == []
+    assert [(c.creator_id, c.handle, c.followers, c.line) for c in a] == \
+        [(c.creator_id, c.handle, c.followers, c.line) for c in b] == [("1", "ann", 10, 2), ("2", "bob", 20, 3)]
+    commas = 'creator_id,handle,followers\n3,"x, the creator",1\n'
+    c, p = parse_creators(commas, "c.csv", "csv")
+    assert p == [] and c[0].handle == "x, the creator"

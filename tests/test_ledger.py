@@ -49,7 +49,7 @@ def test_state_machine_write_ahead_then_outcome(tmp_path: Path):
         ledger.unclaim("b", [("2", "p")])
         assert ledger.invitation_states("b") == {"sent": 1, "planned": 1}
         assert ledger.invitation("b", "1", "p")["collaboration_id"] == "77"
-        assert ledger.invited_pairs("b") == {"1": {"p"}}
+        assert ledger.invited_pairs("b") == {"1": ("p",)}
         assert ledger.clear_planned("b") == 1
 
 

@@ -28,6 +28,7 @@ from trendio_cli.errors import LedgerError, Refused
 PLANNED, PENDING, SENT, CONFLICT, FAILED, INELIGIBLE = "planned", "pending", "sent", "conflict", "failed", "ineligible"
 ACCEPTED, DECLINED, EXPIRED = "accepted", "declined", "expired"
 INVITED_STATES = (PENDING, SENT, ACCEPTED, DECLINED, EXPIRED)  # the creator got (or may have got) the invitation
+INVITED_SQL = "('pending', 'sent', 'accepted', 'declined', 'expired')"
 FINAL_STATES = (SENT, CONFLICT, FAILED, INELIGIBLE, ACCEPTED, DECLINED, EXPIRED)
 LOCK_STALE_AFTER_S = 30.0
 BUSY_TIMEOUT_MS = 30_000
@@ -104,6 +105,12 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     db["run_locks"].create({
         "brand": str, "run_id": int, "pid": int, "host": str, "acquired_at": str, "heartbeat_at": str,
     }, pk="brand")
+
+
+@migration
+def m002_claimed_at_index(db: sqlite_utils.Database) -> None:
+    # weekly outreach counts creators first contacted since a time: an index on (brand, claimed_at)
+    db["invitations"].create_index(["brand", "claimed_at"])
 
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -330,17 +337,14 @@ class Ledger:
         return out
 
     # --- invitations -------------------------------------------------------------------------
-    def invited_pairs(self, brand: str) -> dict[str, set[str]]:
+    def invited_pairs(self, brand: str) -> dict[str, tuple[str, ...]]:
         """Every (creator -> products) already in the ledger for the brand, any campaign, any state but planned."""
-        out: dict[str, set[str]] = {}
-        for creator, product in self.conn.execute(
-            "SELECT creator_id, product_id FROM invitations WHERE brand = ? AND state != 'planned'", (brand,)
+        out: dict[str, tuple[str, ...]] = {}
+        for creator, products in self.conn.execute(
+            "SELECT creator_id, group_concat(product_id, char(31)) FROM invitations "
+            "WHERE brand = ? AND state != 'planned' GROUP BY creator_id", (brand,)
         ):
-            s = out.get(creator)
-            if s is None:
-                out[creator] = {product}
-            else:
-                s.add(product)
+            out[creator] = tuple(products.split("\x1f"))
         return out
 
     def clear_planned(self, brand: str) -> int:
@@ -432,9 +436,10 @@ class Ledger:
     def outreach_used(self, brand: str, since_iso: str) -> int:
         """Creators first contacted by the brand since `since` (a creator already connected does not count)."""
         row = self.conn.execute(
-            "SELECT COUNT(*) FROM (SELECT creator_id, MIN(claimed_at) AS first FROM invitations "
-            "WHERE brand = ? AND state IN ('pending', 'sent', 'accepted', 'declined', 'expired') "
-            "GROUP BY creator_id) WHERE first >= ?", (brand, since_iso)).fetchone()
+            "SELECT COUNT(DISTINCT i.creator_id) FROM invitations i WHERE i.brand = ? AND i.claimed_at >= ? "
+            f"AND i.state IN {INVITED_SQL} AND NOT EXISTS (SELECT 1 FROM invitations j WHERE j.brand = i.brand "
+            f"AND j.creator_id = i.creator_id AND j.claimed_at < ? AND j.state IN {INVITED_SQL})",
+            (brand, since_iso, since_iso)).fetchone()
         return int(row[0])
 
     # --- creators ----------------------------------------------------------------------------

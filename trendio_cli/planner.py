@@ -8,7 +8,7 @@ import json
 import math
 import secrets
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -48,7 +48,7 @@ class Batch:
 class LedgerState:
     """What the planner reads from the ledger, gathered in one place (so the planner stays pure)."""
 
-    invited: dict[str, set[str]]  # creator -> products already in the ledger (any campaign)
+    invited: dict[str, tuple[str, ...]]  # creator -> products already in the ledger (any campaign)
     flagged: dict[str, str]  # creator -> flag in force
     claimed_today: dict[str, int]  # tier -> invitations of this campaign claimed today
     requests_used: int  # on the brand's current quota day
@@ -151,10 +151,11 @@ def score(creator: Creator, tier: Tier, today: date) -> float:
 
     engagement_rate in points (4% -> 4), plus log10 of 30-day GMV, minus a point per 30 days inactive.
     """
-    engagement = (creator.engagement_rate if creator.engagement_rate is not None else 0.02) * 100
+    rate = creator.engagement_rate
+    engagement = (rate if rate is not None else 0.02) * 100
     sales = math.log10(1 + (creator.gmv_30d or 0.0))
     inactive = (today - creator.last_active).days / 30 if creator.last_active else 1.0
-    return round(engagement + sales - max(0.0, inactive), 4)
+    return engagement + sales - (inactive if inactive > 0 else 0.0)
 
 
 def targeting_reason(campaign: Campaign, c: Creator, today: date) -> str | None:
@@ -267,28 +268,41 @@ def make_plan(
     product_ids = [p.id for p in campaign.products]
     tiers_by_name = {t.name: t for t in campaign.tiers}
     skipped: Counter[str] = Counter()
-    candidates: list[tuple[float, str, Creator, Tier, tuple[str, ...]]] = []
+    candidates: list[tuple[Creator, Tier, tuple[str, ...]]] = []
+    keys: list[float] = []
     invited, flagged = state.invited, state.flagged
+    all_products = tuple(product_ids)
+    tier_steps = [(t.min_followers, t) for t in campaign.tiers]
+    targeted = campaign.targeting is not None
     for c in creators:
-        flag = flagged.get(c.creator_id)
-        if flag is not None:
-            skipped[f"flagged {flag}"] += 1
-            continue
-        reason = targeting_reason(campaign, c, today)
-        if reason:
-            skipped[reason] += 1
-            continue
-        tier = campaign.tier_for(c.followers)
+        cid = c.creator_id
+        if flagged:
+            flag = flagged.get(cid)
+            if flag is not None:
+                skipped[f"flagged {flag}"] += 1
+                continue
+        if targeted:
+            reason = targeting_reason(campaign, c, today)
+            if reason:
+                skipped[reason] += 1
+                continue
+        followers = c.followers or 0
+        tier = next((t for floor, t in tier_steps if followers >= floor), None)
         if tier is None:
             skipped["below every tier"] += 1
             continue
-        done = invited.get(c.creator_id)
-        missing = tuple(product_ids) if not done else tuple(p for p in product_ids if p not in done)
+        done = invited.get(cid)
+        missing = all_products if not done else tuple(p for p in product_ids if p not in done)
         if not missing:
             skipped["already invited"] += 1
             continue
-        candidates.append((-score(c, tier, today), c.creator_id, c, tier, missing))
-    candidates.sort(key=lambda x: (x[0], x[1]))
+        candidates.append((c, tier, missing))
+        keys.append(-score(c, tier, today))
+    # best score first; ties keep the creators file's order. Sorting indices by a float key is the fast path.
+    order = sorted(range(len(candidates)), key=keys.__getitem__)
+    del keys
+    candidate_pairs = sum(len(m) for _, _, m in candidates)
+    n_min = min((len(m) for _, _, m in candidates), default=0)
 
     limits = campaign.limits
     quota_day = QuotaDay.at(now, limits.quota_timezone)
@@ -304,11 +318,16 @@ def make_plan(
 
     selected: list[tuple[Creator, Tier, tuple[str, ...]]] = []
     deferred: Counter[str] = Counter()
-    for _, _, c, tier, missing in candidates:
-        n = len(missing)
+    for pos, index in enumerate(order):
         if not active_today:
-            deferred["not an active day"] += 1
-        elif n > target_left:
+            deferred["not an active day"] += len(order)
+            break
+        if target_left < n_min:  # nothing more fits today: every later candidate waits for the same reason
+            deferred["daily target reached"] += len(order) - pos
+            break
+        c, tier, missing = candidates[index]
+        n = len(missing)
+        if n > target_left:
             deferred["daily target reached"] += 1
         elif n > tier_left[tier.name]:
             deferred[f"tier {tier.name} daily cap reached"] += 1
@@ -345,8 +364,10 @@ def make_plan(
         notes.append(f"{state.pending} pair(s) left pending by an interrupted run will be reconciled first")
     if not active_today:
         notes.append(f"{WEEKDAYS[today.weekday()]} is not an active day of this campaign")
-    remaining_candidates = [x for x in candidates if x[2].creator_id not in chosen]
-    outlook = _outlook(campaign, remaining_candidates, today, tiers_by_name)
+    remaining = ((candidates[i][1].name, len(candidates[i][2])) for i in order
+                 if candidates[i][0].creator_id not in chosen)
+    chosen_pairs = sum(len(b.creator_ids) * len(b.product_ids) for b in batches)
+    outlook = _outlook(campaign, remaining, candidate_pairs - chosen_pairs, n_min, today, tiers_by_name)
     return Plan(
         plan_id=plan_id,
         created_at=iso(now.timestamp()),
@@ -376,34 +397,60 @@ def make_plan(
     )
 
 
-def _outlook(campaign: Campaign, remaining: list[Any], today: date, tiers: dict[str, Tier]) -> list[dict[str, Any]]:
+class _Day:
+    """One projected day: what is left of the target and of each tier's cap."""
+
+    def __init__(self, target: int, tiers: dict[str, Tier], smallest: int) -> None:
+        self.left = target
+        self.caps = {n: (math.inf if t.daily_cap is None else t.daily_cap) for n, t in tiers.items()}
+        self.smallest = smallest
+        self.passed: list[tuple[str, int]] = []
+        self.pairs = 0
+
+    def take(self, tier_name: str, n: int) -> bool:
+        """Fit one creator into the day; True once nothing more can fit."""
+        if n <= self.left and n <= self.caps[tier_name]:
+            self.left -= n
+            self.caps[tier_name] -= n
+            self.pairs += n
+        else:
+            self.passed.append((tier_name, n))
+        return self.left < self.smallest or all(c < self.smallest for c in self.caps.values())
+
+
+def _outlook(campaign: Campaign, remaining: Iterator[tuple[str, int]], remaining_pairs: int, smallest: int,
+             today: date, tiers: dict[str, Tier]) -> list[dict[str, Any]]:
     """When the rest can go: a projection of the next active days under the daily target and tier caps
-    (ignoring answers not yet known), up to 14 days or the campaign's end."""
-    days = []
-    queue = [(x[3].name, len(x[4])) for x in remaining]
+    (ignoring answers not yet known), up to 14 days or the campaign's end. `remaining` comes best first."""
+    days: list[dict[str, Any]] = []
+    carry: list[tuple[str, int]] = []  # passed over on an earlier day because a tier cap was reached
+    projected = 0
     d = today
-    while queue and len(days) < 14:
+    while (carry or remaining_pairs > projected) and len(days) < 14:
         d += timedelta(days=1)
         if d > campaign.end_date:
             break
         if WEEKDAYS[d.weekday()] not in campaign.schedule.days:
             continue
-        left = campaign.schedule.daily_target
-        caps = {n: (math.inf if t.daily_cap is None else t.daily_cap) for n, t in tiers.items()}
-        rest, pairs = [], 0
-        for tier_name, n in queue:
-            if n <= left and n <= caps[tier_name]:
-                left -= n
-                caps[tier_name] -= n
-                pairs += n
-            else:
-                rest.append((tier_name, n))
+        day = _Day(campaign.schedule.daily_target, tiers, smallest)
+        full = False
+        for i, (tier_name, n) in enumerate(carry):
+            full = day.take(tier_name, n)
+            if full:
+                day.passed.extend(carry[i + 1:])
+                break
+        if not full:
+            for tier_name, n in remaining:
+                if day.take(tier_name, n):
+                    break
+        passed, pairs = day.passed, day.pairs
+        carry = passed
         if pairs == 0:
             break
+        projected += pairs
         days.append({"date": d.isoformat(), "pairs": pairs})
-        queue = rest
-    if queue:
-        days.append({"date": None, "pairs": sum(n for _, n in queue), "note": "after the projection window"})
+    if remaining_pairs > projected:
+        days.append({"date": None, "pairs": remaining_pairs - projected, "note": "after the projection window"})
     return days
 
 

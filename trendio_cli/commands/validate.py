@@ -17,7 +17,7 @@ def validate_files(paths: list[Path]) -> dict[str, Any]:
             problems = _check_plan(path)
             kind = "plan"
         else:
-            _, problems = check_campaign(path)
+            _, problems, _ = check_campaign(path)
             kind = "campaign"
         errors = [p for p in problems if p.severity == "error"]
         files.append({"file": str(path), "kind": kind, "ok": not errors,
