@@ -159,6 +159,15 @@ class Targeting(Strict):
     active_within_days: int | None = Field(default=None, ge=1)
 
 
+class Lifecycle(Strict):
+    """When creators are left out of plans for a while (unresponsive, inactive)."""
+
+    unresponsive_after: int = Field(default=2, ge=1, le=100)  # invitations left unanswered...
+    answer_within_days: int = Field(default=14, ge=1, le=365)  # ...for this long
+    inactive_after_days: int = Field(default=60, ge=1, le=3650)  # no activity (creators file) for this long
+    cooldown_days: int = Field(default=60, ge=1, le=3650)  # how long an unresponsive creator is left out
+
+
 class CreatorsSource(Strict):
     file: str = Field(min_length=1)
 
@@ -177,6 +186,7 @@ class Campaign(Strict):
     schedule: Schedule
     limits: Limits = Field(default_factory=Limits)
     targeting: Targeting | None = None
+    lifecycle: Lifecycle = Field(default_factory=Lifecycle)
     priority: int = 0
     api_version: Literal["202405", "202508"] = "202405"
 

@@ -248,6 +248,35 @@ def execute_cmd(
     raise typer.Exit(code)
 
 
+@command("sync")
+def sync_cmd(
+    campaign: Annotated[
+        str | None, typer.Option("--campaign", help="A campaign file, or a campaign id: only its invitations.")
+    ] = None,
+    brand: Annotated[str | None, typer.Option("--brand", help="Only this brand (default: every brand).")] = None,
+    ledger: LedgerOpt = Path("trendio.db"),
+    base_url: BaseUrlOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Pull collaboration statuses back into the ledger: invitations become accepted, declined or expired.
+
+    Incremental: it asks only about collaborations with invitations still waiting, stops paging once it
+    has seen them all, and expires ended collaborations without a request. It spends only the reserve
+    (`reserve_requests`), never the invitations' share. Creators who leave `unresponsive_after`
+    invitations unanswered for `answer_within_days` are flagged unresponsive for `cooldown_days`
+    (campaign `lifecycle:`; defaults 2, 14 and 60).
+    """
+    from trendio_cli.commands.sync import sync
+
+    result = sync(str(ledger), base_url, brand=brand, campaign=campaign)
+    code = result.pop("exit_code")
+    if as_json:
+        emit_json(envelope("sync", code, [e for b in result["brands"] for e in b["errors"]], **result))
+    else:
+        render.sync_view(result)
+    raise typer.Exit(code)
+
+
 # --- ledger views --------------------------------------------------------------------------------------
 @command("status")
 def status_cmd(

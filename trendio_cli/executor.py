@@ -14,8 +14,13 @@ from typing import Any
 
 from trendio_cli.api.answers import ApiAnswer, Outcome
 from trendio_cli.api.client import ApiClient, PreparedRequest
-from trendio_cli.api.endpoints import MAX_CREATORS_PER_CREATE, MAX_PRODUCTS_PER_CREATE
-from trendio_cli.campaign import Campaign
+from trendio_cli.api.endpoints import (
+    GET_COLLABORATION,
+    MAX_CREATORS_PER_CREATE,
+    MAX_PRODUCTS_PER_CREATE,
+    SEARCH_COLLABORATIONS,
+)
+from trendio_cli.campaign import Campaign, Limits
 from trendio_cli.errors import EXIT_FAILURE, EXIT_OK, EXIT_PARTIAL, EXIT_QUOTA, EXIT_REFUSED
 from trendio_cli.ledger import CONFLICT, FAILED, INELIGIBLE, SENT, Ledger, QuotaExhausted, parse_iso
 from trendio_cli.pacing import Pacer
@@ -23,6 +28,7 @@ from trendio_cli.planner import Batch, create_fields
 from trendio_cli.quota import QuotaDay
 
 Pair = tuple[str, str]
+SYNC_ENDPOINTS = (SEARCH_COLLABORATIONS.name, GET_COLLABORATION.name)
 EXIT_INTERRUPTED = 130
 
 
@@ -62,6 +68,7 @@ class Counts:
     conflict_checks: int = 0
     retries: int = 0
     rate_limited: int = 0
+    syncs: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return dict(self.__dict__)
@@ -69,21 +76,32 @@ class Counts:
 
 @dataclass
 class Executor:
+    """Sends for one brand: invitations (with a campaign), reconciliation and syncs (without one)."""
+
     ledger: Ledger
-    campaign: Campaign
+    campaign: Campaign | None
     client: ApiClient
     pacer: Pacer
     run_id: int
     options: ExecuteOptions = field(default_factory=ExecuteOptions)
+    brand_key: str = ""
+    limits: Limits | None = None
     on_progress: Callable[[Counts], None] | None = None
     counts: Counts = field(default_factory=Counts)
     errors: list[dict[str, Any]] = field(default_factory=list)
     stop: Stop | None = None
     started: float = field(default_factory=time.monotonic)
 
+    def __post_init__(self) -> None:
+        if self.campaign is not None:
+            self.brand_key = self.brand_key or self.campaign.brand
+            self.limits = self.limits or self.campaign.limits
+        if not self.brand_key or self.limits is None:
+            raise ValueError("an Executor needs a campaign, or a brand and limits")
+
     @property
     def brand(self) -> str:
-        return self.campaign.brand
+        return self.brand_key
 
     # --- calls -------------------------------------------------------------------------------
     def halt(self, stop: Stop) -> None:
@@ -96,29 +114,36 @@ class Executor:
 
     async def call(self, prepared: PreparedRequest, *, purpose: str, batch_key: str | None = None,
                    attempt: int = 1) -> ApiAnswer | None:
-        """Reserve quota, wait for the pacer, send, record. None when the run must not send any more."""
-        limits = self.campaign.limits
-        if self.stop is not None and purpose == "invite":
+        """Reserve quota, wait for the pacer, send, record. None when the run must not send any more.
+
+        Purposes: "invite" may not touch the reserve; "sync" may spend only the reserve; "reconcile" may
+        spend anything left in the day (it protects against duplicates)."""
+        limits = self.limits
+        assert limits is not None
+        if self.stop is not None and purpose in ("invite", "sync"):
             return None
         if self.options.max_requests is not None and self.counts.requests >= self.options.max_requests:
             self.halt(Stop("max_requests", f"--max-requests {self.options.max_requests} reached", EXIT_QUOTA))
             return None
         now = datetime.now(timezone.utc)
         day = QuotaDay.at(now, limits.quota_timezone)
-        # Invitations may not touch the reserve; reconciliation (and syncs) may.
         limit = limits.daily_requests - (limits.reserve_requests if purpose == "invite" else 0)
+        share = (SYNC_ENDPOINTS, limits.reserve_requests) if purpose == "sync" else None
         try:
             call_id = self.ledger.reserve_call(
                 brand=self.brand, quota_day=day.day, endpoint=prepared.endpoint.name, limit=limit,
-                run_id=self.run_id, batch_key=batch_key, attempt=attempt)
+                run_id=self.run_id, batch_key=batch_key, attempt=attempt, share=share)
         except QuotaExhausted as exc:
+            what = {"invite": "for invitations", "sync": "of the reserve for syncs"}.get(purpose, "")
             self.halt(Stop("daily_quota", f"daily request quota reached ({exc.used} of {exc.limit} requests "
-                           f"for invitations on {day.day})", EXIT_QUOTA,
+                           f"{what} on {day.day})".replace("  ", " "), EXIT_QUOTA,
                            hint=f"the quota day resets at {day.resets_at.isoformat()}"))
             return None
         self.counts.requests += 1
         if prepared.mutating:
             self.counts.creates += 1
+        elif purpose == "sync":
+            self.counts.syncs += 1
         else:
             self.counts.conflict_checks += 1
         permit_at = await self.pacer.acquire()
@@ -240,6 +265,7 @@ class Executor:
         while creators and products:
             pairs = [(c, p) for c in creators for p in products]
             batch = Batch(key, tier, creators, products, handles if handles and len(creators) == 1 else [])
+            assert self.campaign is not None
             prepared = self.client.prepare_create(**create_fields(self.campaign, batch))
             answer = await self.call(prepared, purpose="invite", batch_key=key, attempt=attempt + 1)
             if answer is None:

@@ -113,6 +113,13 @@ def m002_claimed_at_index(db: sqlite_utils.Database) -> None:
     db["invitations"].create_index(["brand", "claimed_at"])
 
 
+@migration
+def m003_invitation_expiry(db: sqlite_utils.Database) -> None:
+    # when the collaboration ends: a sent invitation still unanswered then is expired, without asking
+    db["invitations"].add_column("expires_at", str)
+    db["invitations"].create_index(["brand", "collaboration_id"])
+
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -285,14 +292,23 @@ class Ledger:
 
     # --- API calls and the daily quota --------------------------------------------------------
     def reserve_call(self, *, brand: str, quota_day: str, endpoint: str, limit: int, run_id: int | None,
-                     batch_key: str | None = None, attempt: int = 1) -> int:
-        """Count one call against the brand's quota day before it is sent; refuse past `limit`."""
+                     batch_key: str | None = None, attempt: int = 1,
+                     share: tuple[Sequence[str], int] | None = None) -> int:
+        """Count one call against the brand's quota day before it is sent; refuse past `limit`, and, with
+        `share=(endpoints, n)`, past n calls to those endpoints that day (a reserve kept for them)."""
         with self.transaction() as c:
             row = c.execute("SELECT used FROM quota_usage WHERE brand = ? AND quota_day = ?",
                             (brand, quota_day)).fetchone()
             used = row[0] if row else 0
             if used + 1 > limit:
                 raise QuotaExhausted(used, limit)
+            if share is not None:
+                endpoints, cap = share
+                marks = ",".join("?" * len(endpoints))
+                spent = c.execute(f"SELECT COUNT(*) FROM api_calls WHERE brand = ? AND quota_day = ? "
+                                  f"AND endpoint IN ({marks})", (brand, quota_day, *endpoints)).fetchone()[0]
+                if spent + 1 > cap:
+                    raise QuotaExhausted(spent, cap)
             c.execute(
                 "INSERT INTO quota_usage (brand, quota_day, used) VALUES (?, ?, 1) "
                 "ON CONFLICT(brand, quota_day) DO UPDATE SET used = used + 1",
@@ -353,15 +369,15 @@ class Ledger:
             return c.execute("DELETE FROM invitations WHERE brand = ? AND state = 'planned'", (brand,)).rowcount
 
     def insert_planned(self, brand: str, campaign: str, run_id: int,
-                       rows: Iterable[tuple[str, str, str, str]]) -> int:
+                       rows: Iterable[tuple[str, str, str, str]], expires_at: str | None = None) -> int:
         """rows: (creator_id, product_id, tier, batch_key). Pairs already in the ledger are skipped."""
         now = utcnow()
         with self.transaction() as c:
             cur = c.executemany(
                 "INSERT INTO invitations (brand, creator_id, product_id, campaign, tier, state, run_id, batch_key, "
-                "created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'planned', ?, ?, ?, ?) "
+                "created_at, updated_at, expires_at) VALUES (?, ?, ?, ?, ?, 'planned', ?, ?, ?, ?, ?) "
                 "ON CONFLICT(brand, creator_id, product_id) DO NOTHING",
-                ((brand, cr, pr, campaign, tier, run_id, bk, now, now) for cr, pr, tier, bk in rows),
+                ((brand, cr, pr, campaign, tier, run_id, bk, now, now, expires_at) for cr, pr, tier, bk in rows),
             )
             return cur.rowcount
 
@@ -441,6 +457,52 @@ class Ledger:
             f"AND j.creator_id = i.creator_id AND j.claimed_at < ? AND j.state IN {INVITED_SQL})",
             (brand, since_iso, since_iso)).fetchone()
         return int(row[0])
+
+    # --- answers (sync) ----------------------------------------------------------------------
+    def open_collaborations(self, brand: str, campaign: str | None = None) -> set[str]:
+        """Collaborations with invitations still waiting for an answer."""
+        sql = ("SELECT DISTINCT collaboration_id FROM invitations WHERE brand = ? AND state = 'sent' "
+               "AND collaboration_id IS NOT NULL")
+        args: list[Any] = [brand]
+        if campaign:
+            sql, args = sql + " AND campaign = ?", [*args, campaign]
+        return {r[0] for r in self.conn.execute(sql, args)}
+
+    def apply_answers(self, brand: str, answers: Iterable[tuple[str, str, str, str]]) -> dict[str, int]:
+        """answers: (collaboration_id, creator_id, state, answered_at). Only waiting invitations move."""
+        changed: dict[str, int] = {}
+        now = utcnow()
+        with self.transaction() as c:
+            for collab, creator, state, when in answers:
+                n = c.execute(
+                    "UPDATE invitations SET state = ?, answered_at = ?, updated_at = ? WHERE brand = ? "
+                    "AND collaboration_id = ? AND creator_id = ? AND state = 'sent'",
+                    (state, when, now, brand, collab, creator)).rowcount
+                if n:
+                    changed[state] = changed.get(state, 0) + n
+        return changed
+
+    def expire_past(self, brand: str, now_iso: str) -> int:
+        """Sent invitations whose collaboration has ended without an answer are expired."""
+        with self.transaction() as c:
+            return c.execute(
+                "UPDATE invitations SET state = 'expired', answered_at = expires_at, updated_at = ? "
+                "WHERE brand = ? AND state = 'sent' AND expires_at IS NOT NULL AND expires_at < ?",
+                (utcnow(), brand, now_iso)).rowcount
+
+    def unresponsive_creators(self, brand: str, unanswered_since_iso: str, at_least: int) -> list[str]:
+        """Creators with `at_least` invitations (collaborations) sent before `unanswered_since` and never
+        answered, counted since their last answer and since their last unresponsive period ended."""
+        rows = self.conn.execute(
+            "SELECT i.creator_id FROM invitations i WHERE i.brand = ? AND i.state IN ('sent', 'expired') "
+            "AND i.claimed_at < ? "
+            "AND i.claimed_at > COALESCE((SELECT MAX(j.answered_at) FROM invitations j WHERE j.brand = i.brand "
+            "  AND j.creator_id = i.creator_id AND j.state IN ('accepted', 'declined')), '') "
+            "AND i.claimed_at > COALESCE((SELECT c.flagged_until FROM creators c WHERE c.brand = i.brand "
+            "  AND c.creator_id = i.creator_id AND c.flag = 'unresponsive'), '') "
+            "GROUP BY i.creator_id HAVING COUNT(DISTINCT COALESCE(i.collaboration_id, i.batch_key)) >= ?",
+            (brand, unanswered_since_iso, at_least)).fetchall()
+        return [r[0] for r in rows]
 
     # --- creators ----------------------------------------------------------------------------
     def upsert_creators(self, brand: str, creators: Iterable[dict[str, Any]]) -> None:

@@ -274,6 +274,7 @@ def make_plan(
     all_products = tuple(product_ids)
     tier_steps = [(t.min_followers, t) for t in campaign.tiers]
     targeted = campaign.targeting is not None
+    inactive_days = campaign.lifecycle.inactive_after_days
     for c in creators:
         cid = c.creator_id
         if flagged:
@@ -286,6 +287,9 @@ def make_plan(
             if reason:
                 skipped[reason] += 1
                 continue
+        if c.last_active is not None and (today - c.last_active).days > inactive_days:
+            skipped["inactive"] += 1
+            continue
         followers = c.followers or 0
         tier = next((t for floor, t in tier_steps if followers >= floor), None)
         if tier is None:

@@ -92,6 +92,19 @@ def execute_view(result: dict[str, Any], console: Console = stdout) -> None:
                           f"({e.get('pairs')} pairs)")
 
 
+def sync_view(result: dict[str, Any], console: Console = stdout) -> None:
+    t = _table("Sync", "brand", "open collaborations", "pages", "requests", "accepted", "declined", "expired",
+               "flagged unresponsive")
+    for b in result["brands"]:
+        ch = b["changed"]
+        t.add_row(b["brand"], str(b["open_collaborations"]), str(b["pages"]), str(b["requests"]),
+                  *(str(ch.get(k, 0)) for k in ("accepted", "declined", "expired")), str(b["flagged_unresponsive"]))
+    console.print(t if result["brands"] else "no brand in the ledger")
+    for b in result["brands"]:
+        for e in b["errors"]:
+            console.print(f"{b['brand']}: stopped: {e.get('message')}")
+
+
 def status_view(result: dict[str, Any], console: Console = stdout) -> None:
     t = _table(f"Ledger {result['ledger']}", "brand", "invited", "answered", "in flight", "not sent",
                "req today")

@@ -19,9 +19,9 @@ from trendio_cli.creators import Creator
 from trendio_cli.errors import EXIT_QUOTA, Refused
 from trendio_cli.executor import Counts, ExecuteOptions, Executor, Stop
 from trendio_cli.inputs import is_plan_file, load_campaign_inputs, load_plan
-from trendio_cli.ledger import Ledger
+from trendio_cli.ledger import Ledger, iso
 from trendio_cli.pacing import Pacer, PaceRule, scope_key
-from trendio_cli.planner import LedgerState, Plan, make_plan
+from trendio_cli.planner import LedgerState, Plan, end_time, make_plan
 from trendio_cli.quota import QuotaDay
 
 STATUS_BY_EXIT = {0: "success", 3: "partial"}
@@ -115,7 +115,8 @@ async def _execute(source, campaign: Campaign, creators, saved_plan, ledger_path
             if executor.stop is None and plan.batches:
                 ledger.insert_planned(brand, campaign.campaign, run_id,
                                       ((c, p, b.tier_of(i), b.key) for b in plan.batches
-                                       for i, c in enumerate(b.creator_ids) for p in b.product_ids))
+                                       for i, c in enumerate(b.creator_ids) for p in b.product_ids),
+                                      expires_at=iso(end_time(campaign)))
                 _remember_creators(ledger, brand, creators, {c for b in plan.batches for c in b.creator_ids})
                 await executor.run(plan.batches)
             if executor.stop is None and plan is not None:

@@ -120,7 +120,7 @@ def write_creators_file(path: str, count: int, *, seed: int = 7, start: int = 0,
     import csv
     import json
 
-    market = Marketplace(seed=seed, size=0, today=today)
+    market = Marketplace(seed=seed, size=0, today=today or date.today())
     rows = []
     for i in range(start, start + count):
         c = market.get(creator_id(i))
