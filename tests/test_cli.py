@@ -12,7 +12,8 @@ from helpers import REPO, run_cli
 from trendio_cli import __version__
 from trendio_cli.cli import app
 
-COMMANDS = ["validate", "init", "plan", "dry-run", "execute", "status", "runs", "quota", "demo", "sandbox"]
+COMMANDS = ["validate", "init", "plan", "dry-run", "execute", "sync", "status", "runs", "quota", "demo", "sandbox",
+            "creators"]
 runner = CliRunner()
 
 

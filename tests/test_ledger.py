@@ -160,3 +160,38 @@ def test_ledger_file_opens_with_plain_sqlite3(tmp_path: Path):
         assert out.stdout.strip() == "create_collaboration"
     assert sqlite3.connect(path).execute("SELECT used FROM quota_usage").fetchone()[0] == 1
     assert os.path.exists(path)
+
+
+def test_an_older_ledger_is_migrated_and_keeps_its_data(tmp_path: Path):
+    import sqlite_utils
+
+    from trendio_cli.ledger import MIGRATIONS
+
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    db = sqlite_utils.Database(conn)
+    db["_migrations"].create({"name": str, "applied_at": str}, pk="name")
+    name, first = MIGRATIONS[0]
+    first(db)
+    conn.execute("INSERT INTO _migrations VALUES (?, 'then')", (name,))
+    conn.execute("INSERT INTO invitations (brand, creator_id, product_id, state, claimed_at) "
+                 "VALUES ('b', 'c1', 'p1', 'sent', '2026-01-01T00:00:00.000000Z')")
+    conn.commit()
+    conn.close()
+    with pytest.raises(LedgerError, match="older"):
+        Ledger.open(path, readonly=True)  # plan and dry-run never write, so they refuse
+    with Ledger.open(path, readonly=True, migrate=True) as ledger:  # views bring it up to date
+        assert ledger._schema_version() == SCHEMA_VERSION
+        assert ledger.invited_pairs("b") == {"c1": ("p1",)}
+        assert "expires_at" in {c[1] for c in ledger.conn.execute("PRAGMA table_info(invitations)")}
+
+
+def test_hand_flags_show_in_the_creators_summary(tmp_path: Path):
+    with Ledger.open(tmp_path / "l.db") as ledger:
+        ledger.flag_creators("b", ["x"], "blocked", "by hand")
+        ledger.flag_creators("b", ["y"], "unresponsive", "old", "2020-01-01T00:00:00.000000Z")
+        rows = {r["creator_id"]: r["flag"] for r in ledger.creators_summary("b")}
+        assert rows == {"x": "blocked", "y": None}
+        assert ledger.flagged_creators("b", "2026-01-01T00:00:00.000000Z") == {"x": "blocked"}
+        ledger.unflag_creators("b", ["x"])
+        assert ledger.flagged_creators("b", "2026-01-01T00:00:00.000000Z") == {}

@@ -63,7 +63,7 @@ def _root(
     """Root options."""
 
 
-def command(name: str) -> Callable[[F], F]:
+def command(name: str, register: bool = True) -> Callable[[F], F]:
     """Wrap a command: library errors become one line on stderr (and an error envelope with --json)."""
 
     def deco(fn: F) -> F:
@@ -101,7 +101,7 @@ def command(name: str) -> Callable[[F], F]:
                     emit_json(envelope(name, EXIT_FAILURE, [{"message": f"{type(exc).__name__}: {exc}"}]))
                 raise typer.Exit(EXIT_FAILURE) from None
 
-        return app.command(name)(wrapper)  # type: ignore[return-value]
+        return app.command(name)(wrapper) if register else wrapper  # type: ignore[return-value]
 
     return deco
 
@@ -387,6 +387,112 @@ def demo_cmd(
                      f"{s['lost_responses']} lost answers. {time.monotonic() - started:.1f} s in all.")
         stdout.print("Next: `trendio init my-campaign` writes a starter campaign of your own.")
     raise typer.Exit(code)
+
+
+creators_app = typer.Typer(
+    help="Creators with their history and flags; flag, unflag or block one by hand.", no_args_is_help=True,
+    rich_markup_mode="markdown")
+app.add_typer(creators_app, name="creators")
+BrandOpt = Annotated[str | None, typer.Option("--brand", help="The brand (default: the ledger's only brand).")]
+
+
+def _creators_command(name: str) -> Callable[[F], F]:
+    def deco(fn: F) -> F:
+        wrapped = command(f"creators {name}", register=False)(fn)
+        return creators_app.command(name)(wrapped)  # type: ignore[return-value]
+    return deco
+
+
+@_creators_command("list")
+def creators_list_cmd(
+    flag: Annotated[str | None, typer.Option("--flag", help="Only creators with this flag in force.")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many, most recently invited first.")] = 50,
+    brand: BrandOpt = None,
+    ledger: LedgerOpt = Path("trendio.db"),
+    as_json: JsonOpt = False,
+) -> None:
+    """List creators: invitations, answers, the flag in force (blocked, unresponsive, inactive, ineligible)."""
+    from trendio_cli.commands.creators import list_creators
+
+    result = list_creators(str(ledger), brand, flag=flag, creator_ids=None, limit=limit)
+    if as_json:
+        emit_json(envelope("creators list", 0, **result))
+    else:
+        render.creators_view(result)
+
+
+@_creators_command("show")
+def creators_show_cmd(
+    creator_ids: Annotated[list[str], typer.Argument(help="Creator ids.")],
+    brand: BrandOpt = None,
+    ledger: LedgerOpt = Path("trendio.db"),
+    as_json: JsonOpt = False,
+) -> None:
+    """One creator's whole history: every invitation, its state and answer, and the flag in force."""
+    from trendio_cli.commands.creators import list_creators
+
+    result = list_creators(str(ledger), brand, flag=None, creator_ids=creator_ids, limit=len(creator_ids))
+    if as_json:
+        emit_json(envelope("creators show", 0, **result))
+    else:
+        render.creators_view(result)
+
+
+@_creators_command("flag")
+def creators_flag_cmd(
+    creator_ids: Annotated[list[str], typer.Argument(help="Creator ids.")],
+    as_: Annotated[str, typer.Option("--as", help="blocked, unresponsive, inactive or ineligible.")] = "blocked",
+    days: Annotated[
+        int | None, typer.Option("--days", min=1, help="For this many days (default: until unflagged).")
+    ] = None,
+    reason: Annotated[str | None, typer.Option("--reason", help="Why, for the record.")] = None,
+    brand: BrandOpt = None,
+    ledger: LedgerOpt = Path("trendio.db"),
+    as_json: JsonOpt = False,
+) -> None:
+    """Flag creators by hand: plans leave them out while the flag is in force."""
+    from trendio_cli.commands.creators import set_flag
+
+    result = set_flag(str(ledger), brand, creator_ids, as_, days=days, reason=reason)
+    if as_json:
+        emit_json(envelope("creators flag", 0, **result))
+    else:
+        render.creators_view(result)
+
+
+@_creators_command("block")
+def creators_block_cmd(
+    creator_ids: Annotated[list[str], typer.Argument(help="Creator ids.")],
+    reason: Annotated[str | None, typer.Option("--reason", help="Why, for the record.")] = None,
+    brand: BrandOpt = None,
+    ledger: LedgerOpt = Path("trendio.db"),
+    as_json: JsonOpt = False,
+) -> None:
+    """Block creators for good: never planned again for this brand (until unflagged)."""
+    from trendio_cli.commands.creators import set_flag
+
+    result = set_flag(str(ledger), brand, creator_ids, "blocked", reason=reason)
+    if as_json:
+        emit_json(envelope("creators block", 0, **result))
+    else:
+        render.creators_view(result)
+
+
+@_creators_command("unflag")
+def creators_unflag_cmd(
+    creator_ids: Annotated[list[str], typer.Argument(help="Creator ids.")],
+    brand: BrandOpt = None,
+    ledger: LedgerOpt = Path("trendio.db"),
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove any flag: the creators may be planned again."""
+    from trendio_cli.commands.creators import set_flag
+
+    result = set_flag(str(ledger), brand, creator_ids, None)
+    if as_json:
+        emit_json(envelope("creators unflag", 0, **result))
+    else:
+        render.creators_view(result)
 
 
 # --- sandbox ----------------------------------------------------------------------------------------

@@ -135,7 +135,19 @@ class Ledger:
 
     # --- opening -----------------------------------------------------------------------------
     @classmethod
-    def open(cls, path: str | os.PathLike[str], *, readonly: bool = False) -> Ledger:
+    def open(cls, path: str | os.PathLike[str], *, readonly: bool = False, migrate: bool = False) -> Ledger:
+        """`migrate=True` with `readonly=True`: bring an older ledger up to date first (views do this;
+        plan and dry-run never write, so they refuse an older ledger instead)."""
+        if readonly and migrate and Path(path).is_file():
+            probe = cls._open(path, readonly=True, strict=False)
+            older = probe._schema_version() < SCHEMA_VERSION
+            probe.close()
+            if older:
+                cls._open(path, readonly=False).close()
+        return cls._open(path, readonly=readonly)
+
+    @classmethod
+    def _open(cls, path: str | os.PathLike[str], *, readonly: bool = False, strict: bool = True) -> Ledger:
         p = Path(path)
         try:
             if readonly:
@@ -167,6 +179,8 @@ class Ledger:
                               ) from None
         except PermissionError:
             raise LedgerError(f"{p}: permission denied") from None
+        if not strict:
+            return ledger
         if version > SCHEMA_VERSION:
             raise LedgerError(f"{p}: the ledger has schema version {version}, newer than this trendio "
                               f"({SCHEMA_VERSION}): upgrade trendio")
@@ -174,7 +188,7 @@ class Ledger:
             if readonly:
                 if version == 0 and not ledger._has_tables():
                     conn.close()
-                    return cls.open(":memory:", readonly=False)
+                    return cls._open(":memory:", readonly=False)
                 raise LedgerError(f"{p}: the ledger has schema version {version}, older than this trendio "
                                   f"({SCHEMA_VERSION})",
                                   hint="run any writing command (e.g. `trendio execute`) to migrate it")
@@ -538,6 +552,59 @@ class Ledger:
         return {cid: flag for cid, flag in self.conn.execute(
             "SELECT creator_id, flag FROM creators WHERE brand = ? AND flag IS NOT NULL "
             "AND (flagged_until IS NULL OR flagged_until > ?)", (brand, now_iso))}
+
+    def creator_invitations(self, brand: str, creator_id: str) -> list[dict[str, Any]]:
+        return self._dicts("SELECT * FROM invitations WHERE brand = ? AND creator_id = ? AND state != 'planned' "
+                           "ORDER BY claimed_at, product_id", (brand, creator_id))
+
+    def unflag_creators(self, brand: str, creator_ids: Iterable[str]) -> int:
+        with self.transaction() as c:
+            return c.executemany(
+                "UPDATE creators SET flag = NULL, flag_reason = NULL, flagged_until = NULL, updated_at = ? "
+                "WHERE brand = ? AND creator_id = ?", ((utcnow(), brand, cid) for cid in creator_ids)).rowcount
+
+    def creators_summary(self, brand: str, *, flag: str | None = None, creator_ids: Sequence[str] | None = None,
+                         limit: int = 100, now_iso: str | None = None) -> list[dict[str, Any]]:
+        """Creators with their history (counts by state) and the flag in force, most recently invited first."""
+        now_iso = now_iso or utcnow()
+        where, args = ["i.brand = ?"], [now_iso, brand]
+        if creator_ids:
+            where.append(f"i.creator_id IN ({','.join('?' * len(creator_ids))})")
+            args += list(creator_ids)
+        sql = (
+            "WITH hist AS (SELECT i.creator_id, "
+            "COUNT(DISTINCT COALESCE(i.collaboration_id, i.batch_key)) AS invitations, "
+            + ", ".join(f"COUNT(DISTINCT CASE WHEN i.state = '{st}' THEN i.collaboration_id END) AS {name}"
+                        for st, name in (("sent", "waiting"), ("accepted", "accepted"), ("declined", "declined"),
+                                         ("expired", "expired")))
+            + ", SUM(i.state IN ('conflict', 'ineligible', 'failed')) AS not_sent, "
+            "MAX(i.claimed_at) AS last_invited "
+            f"FROM invitations i WHERE {' AND '.join(where)} AND i.state != 'planned' GROUP BY i.creator_id) "
+            "SELECT h.*, c.handle, c.followers, c.category, "
+            "CASE WHEN c.flagged_until IS NULL OR c.flagged_until > ? THEN c.flag END AS flag, "
+            "c.flag_reason, c.flagged_until FROM hist h LEFT JOIN creators c "
+            "ON c.brand = ? AND c.creator_id = h.creator_id"
+        )
+        args = [args[1], *args[2:], args[0], brand]
+        rows = self._dicts(sql, args)
+        # creators flagged by hand before any invitation
+        extra_where = "brand = ? AND flag IS NOT NULL"
+        extra_args: list[Any] = [brand]
+        if creator_ids:
+            extra_where += f" AND creator_id IN ({','.join('?' * len(creator_ids))})"
+            extra_args += list(creator_ids)
+        known = {r["creator_id"] for r in rows}
+        for r in self._dicts(f"SELECT creator_id, handle, followers, category, flag, flag_reason, flagged_until "
+                             f"FROM creators WHERE {extra_where}", extra_args):
+            if r["creator_id"] not in known:
+                if r["flagged_until"] and r["flagged_until"] <= now_iso:
+                    r["flag"] = None
+                rows.append({**r, "invitations": 0, "waiting": 0, "accepted": 0, "declined": 0, "expired": 0,
+                             "not_sent": 0, "last_invited": None})
+        if flag:
+            rows = [r for r in rows if r["flag"] == flag]
+        rows.sort(key=lambda r: r["last_invited"] or "", reverse=True)
+        return rows[:limit]
 
     # --- plans -------------------------------------------------------------------------------
     def fingerprint(self, brand: str) -> str:

@@ -105,6 +105,25 @@ def sync_view(result: dict[str, Any], console: Console = stdout) -> None:
             console.print(f"{b['brand']}: stopped: {e.get('message')}")
 
 
+def creators_view(result: dict[str, Any], console: Console = stdout) -> None:
+    t = _table(f"Creators of {result['brand']}", "creator", "handle", "invited", "waiting", "yes", "no",
+               "expired", "flag", "last invited")
+    for r in result["creators"]:
+        flag = r.get("flag") or ""
+        if flag and r.get("flagged_until"):
+            flag += f" until {r['flagged_until'][:10]}"
+        t.add_row(r["creator_id"], r.get("handle") or "", str(r["invitations"]), str(r["waiting"] or 0),
+                  str(r["accepted"] or 0), str(r["declined"] or 0), str(r["expired"] or 0), flag,
+                  (r["last_invited"] or "")[:10])
+    console.print(t if result["creators"] else "no creators")
+    for cid, rows in (result.get("history") or {}).items():
+        h = _table(f"History of {cid}", "campaign", "product", "state", "collaboration", "sent", "answered")
+        for r in rows:
+            h.add_row(r["campaign"] or "", r["product_id"], r["state"], r["collaboration_id"] or "",
+                      (r["sent_at"] or "")[:16], (r["answered_at"] or "")[:16])
+        console.print(h)
+
+
 def status_view(result: dict[str, Any], console: Console = stdout) -> None:
     t = _table(f"Ledger {result['ledger']}", "brand", "invited", "answered", "in flight", "not sent",
                "req today")

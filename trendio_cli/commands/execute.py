@@ -33,7 +33,7 @@ def preview(source: Path, ledger_path: str) -> Plan:
         return load_plan(source)
     inputs = load_campaign_inputs(source)
     now = datetime.now(timezone.utc)
-    with Ledger.open(ledger_path, readonly=True) as ledger:
+    with Ledger.open(ledger_path, readonly=True, migrate=True) as ledger:
         state = LedgerState.read(ledger, inputs.campaign, now)
     return make_plan(inputs.campaign, inputs.creators, state, now, campaign_file=str(source))
 

@@ -15,7 +15,7 @@ def quota_view(ledger_path: str, brand: str | None = None, limits: Limits | None
     now = datetime.now(timezone.utc)
     day = QuotaDay.at(now, limits.quota_timezone)
     week = OutreachWeek.at(now, limits)
-    with Ledger.open(ledger_path, readonly=True) as ledger:
+    with Ledger.open(ledger_path, readonly=True, migrate=True) as ledger:
         brands = [brand] if brand else ledger.brands()
         rows = []
         for b in brands:

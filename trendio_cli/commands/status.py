@@ -10,7 +10,7 @@ from trendio_cli.quota import QuotaDay
 
 
 def ledger_status(ledger_path: str, brand: str | None = None) -> dict[str, Any]:
-    with Ledger.open(ledger_path, readonly=True) as ledger:
+    with Ledger.open(ledger_path, readonly=True, migrate=True) as ledger:
         brands = [brand] if brand else ledger.brands()
         today = QuotaDay.at(datetime.now(timezone.utc))
         out = []
@@ -26,5 +26,5 @@ def ledger_status(ledger_path: str, brand: str | None = None) -> dict[str, Any]:
 
 
 def run_history(ledger_path: str, limit: int = 20, brand: str | None = None) -> dict[str, Any]:
-    with Ledger.open(ledger_path, readonly=True) as ledger:
+    with Ledger.open(ledger_path, readonly=True, migrate=True) as ledger:
         return {"ledger": ledger_path, "runs": ledger.runs(limit=limit, brand=brand)}

@@ -57,7 +57,7 @@ def sync(ledger_path: str, base_url: str | None, *, brand: str | None = None,
     limits = spec.limits if spec else Limits()
     lifecycle = spec.lifecycle if spec else Lifecycle()
     url = check_base_url(base_url or DEFAULT_BASE_URL)
-    with Ledger.open(ledger_path, readonly=True) as view:
+    with Ledger.open(ledger_path, readonly=True, migrate=True) as view:
         brands = [brand] if brand else view.brands()
     results = [asyncio.run(_sync_brand(b, campaign_id, ledger_path, url, limits, lifecycle)) for b in brands]
     worst = max((r["exit_code"] for r in results), default=0)
