@@ -35,7 +35,7 @@ def main() -> int:
         finally:
             sb.stop()
     if m["returncode"] != 0:
-        print(m["stderr"][-2000:], file=sys.stderr)
+        print(f"execute exited {m['returncode']}", m["stdout"][-1500:], m["stderr"][-1500:], file=sys.stderr)
         return 1
     per_1000 = m["cpu_s"] / stats["requests"] * 1000
     ok = per_1000 <= 0.5 and m["peak_rss_mb"] <= 150

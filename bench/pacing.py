@@ -36,7 +36,7 @@ end_date: 2099-12-31
 creators: {file: creators.csv}
 tiers: [{name: all, min_followers: 0}]
 schedule: {timezone: UTC, days: [mon, tue, wed, thu, fri, sat, sun], daily_target: 1000000}
-limits: {creators_per_request: 1, reserve_requests: 0}
+limits: {creators_per_request: 1, reserve_requests: 0, weekly_outreach: 1000000}
 """
 
 

@@ -188,6 +188,7 @@ class Campaign(Strict):
     targeting: Targeting | None = None
     lifecycle: Lifecycle = Field(default_factory=Lifecycle)
     priority: int = 0
+    ranking: Literal["learned", "followers", "random"] = "learned"
     api_version: Literal["202405", "202508"] = "202405"
 
     @field_validator("message")

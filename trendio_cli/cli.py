@@ -162,6 +162,9 @@ def plan_cmd(
     on: Annotated[
         datetime | None, typer.Option("--date", formats=["%Y-%m-%d"], help="Plan for this day (default today).")
     ] = None,
+    explain: Annotated[
+        str | None, typer.Option("--explain", metavar="CREATOR", help="Show the factors behind this creator's rank.")
+    ] = None,
     ledger: LedgerOpt = Path("trendio.db"),
     as_json: JsonOpt = False,
 ) -> None:
@@ -171,8 +174,15 @@ def plan_cmd(
     left out, and when the rest can go. `--out plan.json` saves it with a fingerprint of the ledger:
     `trendio execute plan.json` refuses it if the ledger changed since.
     """
-    from trendio_cli.commands.plan import plan_campaign
+    from trendio_cli.commands.plan import explain_creator, plan_campaign
 
+    if explain:
+        result = explain_creator(file, str(ledger), explain, on.date() if on else None)
+        if as_json:
+            emit_json(envelope("plan", 0, explain=result))
+        else:
+            render.explain_view(result)
+        return
     plan, warnings = plan_campaign(file, str(ledger), on.date() if on else None)
     for w in warnings:
         stderr.print(w, markup=False)

@@ -504,6 +504,15 @@ class Ledger:
                 "WHERE brand = ? AND state = 'sent' AND expires_at IS NOT NULL AND expires_at < ?",
                 (utcnow(), brand, now_iso)).rowcount
 
+    def answers(self, brand: str) -> list[tuple[str, str, str, int | None, float | None, bool]]:
+        """One row per answered (creator, collaboration): creator, tier, category, followers, GMV, accepted."""
+        return self.conn.execute(
+            "SELECT i.creator_id, COALESCE(i.tier, ''), COALESCE(c.category, ''), c.followers, c.gmv_30d, "
+            "MAX(i.state = 'accepted') FROM invitations i LEFT JOIN creators c "
+            "ON c.brand = i.brand AND c.creator_id = i.creator_id "
+            "WHERE i.brand = ? AND i.state IN ('accepted', 'declined', 'expired') "
+            "GROUP BY i.creator_id, COALESCE(i.collaboration_id, i.batch_key)", (brand,)).fetchall()
+
     def unresponsive_creators(self, brand: str, unanswered_since_iso: str, at_least: int) -> list[str]:
         """Creators with `at_least` invitations (collaborations) sent before `unanswered_since` and never
         answered, counted since their last answer and since their last unresponsive period ended."""

@@ -20,6 +20,7 @@ from trendio_cli.campaign import WEEKDAYS, Campaign, Tier
 from trendio_cli.creators import Creator
 from trendio_cli.errors import BadInput
 from trendio_cli.ledger import Ledger, iso
+from trendio_cli.matching import AcceptanceModel, Answer, Scorer
 from trendio_cli.quota import OutreachWeek, QuotaDay, local_day_bounds
 
 PLAN_FORMAT = 1
@@ -55,6 +56,7 @@ class LedgerState:
     outreach_used: int  # this outreach week
     fingerprint: str
     pending: int = 0  # pairs left pending by a dead run (reconciled before sending)
+    model: AcceptanceModel = field(default_factory=AcceptanceModel)  # learned from the brand's answers
 
     @classmethod
     def read(cls, ledger: Ledger, campaign: Campaign, now: datetime) -> LedgerState:
@@ -68,6 +70,7 @@ class LedgerState:
             outreach_used=ledger.outreach_used(brand, OutreachWeek.at(now, campaign.limits).since_iso),
             fingerprint=ledger.fingerprint(brand),
             pending=len(ledger.pending(brand)),
+            model=AcceptanceModel.fit(Answer(*row) for row in ledger.answers(brand)),
         )
 
 
@@ -145,17 +148,10 @@ class Plan:
         return Campaign.model_validate(self.campaign_spec)
 
 
-# --- ranking -----------------------------------------------------------------------------------------
-def score(creator: Creator, tier: Tier, today: date) -> float:
-    """The transparent placeholder ranking: engagement, sales and recency, each on a readable scale.
-
-    engagement_rate in points (4% -> 4), plus log10 of 30-day GMV, minus a point per 30 days inactive.
-    """
-    rate = creator.engagement_rate
-    engagement = (rate if rate is not None else 0.02) * 100
-    sales = math.log10(1 + (creator.gmv_30d or 0.0))
-    inactive = (today - creator.last_active).days / 30 if creator.last_active else 1.0
-    return engagement + sales - (inactive if inactive > 0 else 0.0)
+# --- ranking ---------------------------------------------------------------------------------------
+def scorer_for(campaign: Campaign, state: LedgerState) -> Scorer:
+    """The one place a plan's ranking comes from (campaign `ranking:`: learned, followers or random)."""
+    return Scorer(campaign.ranking, state.model, seed=campaign.campaign)
 
 
 def targeting_reason(campaign: Campaign, c: Creator, today: date) -> str | None:
@@ -275,6 +271,7 @@ def make_plan(
     tier_steps = [(t.min_followers, t) for t in campaign.tiers]
     targeted = campaign.targeting is not None
     inactive_days = campaign.lifecycle.inactive_after_days
+    score = scorer_for(campaign, state)
     for c in creators:
         cid = c.creator_id
         if flagged:
@@ -301,7 +298,7 @@ def make_plan(
             skipped["already invited"] += 1
             continue
         candidates.append((c, tier, missing))
-        keys.append(-score(c, tier, today))
+        keys.append(-score(c, tier))
     # best score first; ties keep the creators file's order. Sorting indices by a float key is the fast path.
     order = sorted(range(len(candidates)), key=keys.__getitem__)
     del keys
