@@ -504,10 +504,12 @@ class Ledger:
                 "WHERE brand = ? AND state = 'sent' AND expires_at IS NOT NULL AND expires_at < ?",
                 (utcnow(), brand, now_iso)).rowcount
 
-    def answers(self, brand: str) -> list[tuple[str, str, str, int | None, float | None, bool]]:
-        """One row per answered (creator, collaboration): creator, tier, category, followers, GMV, accepted."""
+    def answers(self, brand: str) -> list[tuple[Any, ...]]:
+        """One row per answered (creator, collaboration): creator, tier, category, followers, GMV,
+        engagement rate, days inactive when invited, accepted."""
         return self.conn.execute(
             "SELECT i.creator_id, COALESCE(i.tier, ''), COALESCE(c.category, ''), c.followers, c.gmv_30d, "
+            "c.engagement_rate, CAST(julianday(MIN(i.claimed_at)) - julianday(c.last_active) AS INTEGER), "
             "MAX(i.state = 'accepted') FROM invitations i LEFT JOIN creators c "
             "ON c.brand = i.brand AND c.creator_id = i.creator_id "
             "WHERE i.brand = ? AND i.state IN ('accepted', 'declined', 'expired') "

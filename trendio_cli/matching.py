@@ -34,6 +34,43 @@ def gmv_band(gmv: float | None) -> str:
     return f"{low:,}+"
 
 
+ENGAGEMENT_EDGES = (0.02, 0.04, 0.06, 0.10)
+
+
+def engagement_band(rate: float | None) -> str:
+    if rate is None:
+        return "unknown"
+    for i, edge in enumerate(ENGAGEMENT_EDGES):
+        if rate < edge:
+            return f"<{edge:.0%}" if i == 0 else f"{ENGAGEMENT_EDGES[i - 1]:.0%}-{edge:.0%}"
+    return f"{ENGAGEMENT_EDGES[-1]:.0%}+"
+
+
+def _engagement_index(rate: float | None) -> int:
+    if rate is None:
+        return -1
+    return sum(1 for edge in ENGAGEMENT_EDGES if rate >= edge)
+
+
+RECENCY_EDGES = (7, 30, 90)
+
+
+def recency_band(days: int | None) -> str:
+    """Days since the creator was last active, in bands."""
+    if days is None:
+        return "unknown"
+    for i, edge in enumerate(RECENCY_EDGES):
+        if days < edge:
+            return f"<{edge}d" if i == 0 else f"{RECENCY_EDGES[i - 1]}-{edge}d"
+    return f"{RECENCY_EDGES[-1]}d+"
+
+
+def _recency_index(days: int | None) -> int:
+    if days is None:
+        return -1
+    return sum(1 for edge in RECENCY_EDGES if days >= edge)
+
+
 def _logit(p: float) -> float:
     p = min(max(p, 1e-4), 1 - 1e-4)
     return math.log(p / (1 - p))
@@ -52,15 +89,18 @@ class Answer:
     category: str
     followers: int | None
     gmv_30d: float | None
+    engagement_rate: float | None
+    inactive_days: int | None  # days between the creator's last activity and the invitation
     accepted: bool
 
 
-FACTORS = ("tier", "category", "followers", "gmv")
+FACTORS = ("tier", "category", "followers", "gmv", "engagement", "recency")
 
 
-def factor_values(tier: str, category: str, followers: int | None, gmv: float | None) -> dict[str, str]:
+def factor_values(tier: str, category: str, followers: int | None, gmv: float | None,
+                  engagement: float | None, inactive: int | None) -> dict[str, str]:
     return {"tier": tier or "-", "category": (category or "-").lower(), "followers": follower_band(followers),
-            "gmv": gmv_band(gmv)}
+            "gmv": gmv_band(gmv), "engagement": engagement_band(engagement), "recency": recency_band(inactive)}
 
 
 @dataclass
@@ -78,7 +118,8 @@ class AcceptanceModel:
         for a in answers:
             n += 1
             yes += a.accepted
-            for f, v in factor_values(a.tier, a.category, a.followers, a.gmv_30d).items():
+            for f, v in factor_values(a.tier, a.category, a.followers, a.gmv_30d, a.engagement_rate,
+                                      a.inactive_days).items():
                 c = counts.setdefault((f, v), [0, 0])
                 c[0] += a.accepted
                 c[1] += 1
@@ -89,19 +130,22 @@ class AcceptanceModel:
         return cls(base=base, answers=n, counts={k: (v[0], v[1]) for k, v in counts.items()},
                    own={k: (v[0], v[1]) for k, v in own.items()})
 
-    def factors(self, creator: Creator, tier: Tier | str) -> list[dict[str, Any]]:
+    def factors(self, creator: Creator, tier: Tier | str, today: date | None = None) -> list[dict[str, Any]]:
         """Each factor: its value, the rate seen for it (shrunk toward the base) and its pull in log-odds."""
         tier_name = tier if isinstance(tier, str) else tier.name
         out = []
-        for f, v in factor_values(tier_name, creator.category, creator.followers, creator.gmv_30d).items():
+        inactive = inactive_days(creator, today) if today else None
+        for f, v in factor_values(tier_name, creator.category, creator.followers, creator.gmv_30d,
+                                  creator.engagement_rate, inactive).items():
             yes, n = self.counts.get((f, v), (0, 0))
             rate = (yes + self.base * PRIOR_STRENGTH) / (n + PRIOR_STRENGTH)
             out.append({"factor": f, "value": v, "accepted": yes, "answers": n, "rate": rate,
                         "pull": FACTOR_WEIGHT * (_logit(rate) - _logit(self.base))})
         return out
 
-    def probability(self, creator: Creator, tier: Tier | str) -> tuple[float, list[dict[str, Any]]]:
-        factors = self.factors(creator, tier)
+    def probability(self, creator: Creator, tier: Tier | str,
+                    today: date | None = None) -> tuple[float, list[dict[str, Any]]]:
+        factors = self.factors(creator, tier, today)
         p = _sigmoid(_logit(self.base) + sum(f["pull"] for f in factors))
         yes, n = self.own.get(creator.creator_id, (0, 0))
         if n:
@@ -116,11 +160,6 @@ def collaboration_value(creator: Creator) -> float:
     return 1.0 + math.log10(1.0 + (creator.gmv_30d or 0.0))
 
 
-def learned_score(model: AcceptanceModel, creator: Creator, tier: Tier) -> float:
-    p, _ = model.probability(creator, tier)
-    return p * collaboration_value(creator)
-
-
 def followers_score(creator: Creator) -> float:
     return float(creator.followers or 0)
 
@@ -129,8 +168,8 @@ def random_score(creator: Creator, seed: str) -> float:
     return random.Random(f"{seed}:{creator.creator_id}").random()
 
 
-def explain(model: AcceptanceModel, creator: Creator, tier: Tier) -> dict[str, Any]:
-    p, factors = model.probability(creator, tier)
+def explain(model: AcceptanceModel, creator: Creator, tier: Tier, today: date) -> dict[str, Any]:
+    p, factors = model.probability(creator, tier, today)
     value = collaboration_value(creator)
     return {"creator_id": creator.creator_id, "tier": tier.name, "base_rate": round(model.base, 4),
             "answers_learned_from": model.answers, "factors": [
@@ -147,11 +186,12 @@ class Scorer:
     """The ranking a plan uses, fast enough for a million candidates: the learned estimate is cached per
     combination of factor values, and only a creator's own answers are looked up one by one."""
 
-    def __init__(self, ranking: str, model: AcceptanceModel, seed: str) -> None:
+    def __init__(self, ranking: str, model: AcceptanceModel, seed: str, today: date) -> None:
         self.ranking = ranking
         self.model = model
         self.seed = seed
-        self._cache: dict[tuple[str, str, int, int], float] = {}
+        self.today = today
+        self._cache: dict[tuple[str, str, int, int, int, int], float] = {}
 
     def __call__(self, creator: Creator, tier: Tier) -> float:
         if self.ranking == "followers":
@@ -160,12 +200,16 @@ class Scorer:
             return random_score(creator, self.seed)
         followers = creator.followers or 0
         gmv = creator.gmv_30d or 0.0
+        inactive = (self.today - creator.last_active).days if creator.last_active else None
         key = (tier.name, creator.category, int(math.log10(followers)) if followers >= 1 else 0,
-               int(math.log10(gmv)) if gmv >= 10 else -1)
+               int(math.log10(gmv)) if gmv >= 10 else -1, _engagement_index(creator.engagement_rate),
+               _recency_index(inactive))
         p = self._cache.get(key)
         if p is None:
             p = self._cache[key] = self.model.probability(
-                Creator(creator_id="", category=creator.category, followers=followers, gmv_30d=gmv), tier)[0]
+                Creator(creator_id="", category=creator.category, followers=followers, gmv_30d=gmv,
+                        engagement_rate=creator.engagement_rate, last_active=creator.last_active),
+                tier, self.today)[0]
         own = self.model.own.get(creator.creator_id)
         if own:
             p = (own[0] + p * OWN_HISTORY_STRENGTH) / (own[1] + OWN_HISTORY_STRENGTH)

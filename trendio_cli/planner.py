@@ -149,9 +149,9 @@ class Plan:
 
 
 # --- ranking ---------------------------------------------------------------------------------------
-def scorer_for(campaign: Campaign, state: LedgerState) -> Scorer:
+def scorer_for(campaign: Campaign, state: LedgerState, today: date) -> Scorer:
     """The one place a plan's ranking comes from (campaign `ranking:`: learned, followers or random)."""
-    return Scorer(campaign.ranking, state.model, seed=campaign.campaign)
+    return Scorer(campaign.ranking, state.model, seed=campaign.campaign, today=today)
 
 
 def targeting_reason(campaign: Campaign, c: Creator, today: date) -> str | None:
@@ -271,7 +271,7 @@ def make_plan(
     tier_steps = [(t.min_followers, t) for t in campaign.tiers]
     targeted = campaign.targeting is not None
     inactive_days = campaign.lifecycle.inactive_after_days
-    score = scorer_for(campaign, state)
+    score = scorer_for(campaign, state, today)
     for c in creators:
         cid = c.creator_id
         if flagged:

@@ -45,7 +45,9 @@ def execute(
     base_url: str | None,
     options: ExecuteOptions | None = None,
     on_progress: Callable[[Counts, Plan | None], None] | None = None,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
+    """`now` plans as of another moment (simulations against the sandbox); the API still gets real time."""
     options = options or ExecuteOptions()
     # Everything that can be wrong with the input is found before the ledger is touched.
     saved_plan: Plan | None = None
@@ -59,11 +61,11 @@ def execute(
     url = check_base_url(base_url or DEFAULT_BASE_URL)
     creds = credentials_for(campaign.brand, allow_sandbox_defaults=is_loopback_url(url))
     return asyncio.run(_execute(source, campaign, creators, saved_plan, ledger_path, url, creds, options,
-                                on_progress))
+                                on_progress, now))
 
 
 async def _execute(source, campaign: Campaign, creators, saved_plan, ledger_path, url, creds, options,
-                   on_progress) -> dict[str, Any]:
+                   on_progress, plan_now) -> dict[str, Any]:
     started = time.monotonic()
     ledger = Ledger.open(ledger_path)
     brand = campaign.brand
@@ -109,7 +111,7 @@ async def _execute(source, campaign: Campaign, creators, saved_plan, ledger_path
                                            created_at=plan.created_at, fingerprint=plan.fingerprint,
                                            pairs=plan.pairs, run_id=run_id)
             else:
-                now = datetime.now(timezone.utc)
+                now = plan_now or datetime.now(timezone.utc)
                 plan = make_plan(campaign, creators, LedgerState.read(ledger, campaign, now), now,
                                  campaign_file=str(source))
             if executor.stop is None and plan.batches:

@@ -48,7 +48,8 @@ def explain_creator(path: Path, ledger_path: str, creator_id: str, on: date | No
     if tier is None:
         raise BadInput(f"creator {creator_id} matches no tier ({creator.followers or 0} followers)")
     plan = make_plan(campaign, inputs.creators, state, now, campaign_file=str(path))
-    score = scorer_for(campaign, state)
+    today = now.astimezone(ZoneInfo(campaign.schedule.timezone)).date()
+    score = scorer_for(campaign, state, today)
     mine = score(creator, tier)
     ranked = [c for c in inputs.creators if campaign.tier_for(c.followers) is not None]
     rank = 1 + sum(1 for c in ranked if score(c, campaign.tier_for(c.followers)) > mine)  # type: ignore[arg-type]
@@ -59,6 +60,6 @@ def explain_creator(path: Path, ledger_path: str, creator_id: str, on: date | No
         "already_invited": sorted(state.invited.get(creator_id, ())),
     }
     if campaign.ranking == "learned":
-        result.update(explain(state.model, creator, tier))
+        result.update(explain(state.model, creator, tier, today))
         result["score"] = mine
     return result

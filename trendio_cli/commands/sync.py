@@ -48,7 +48,7 @@ def answers_in(collaboration: dict[str, Any]) -> list[tuple[str, str, str]]:
 
 
 def sync(ledger_path: str, base_url: str | None, *, brand: str | None = None,
-         campaign: str | None = None) -> dict[str, Any]:
+         campaign: str | None = None, now: datetime | None = None) -> dict[str, Any]:
     spec: Campaign | None = None
     campaign_id = campaign
     if campaign and Path(campaign).is_file():
@@ -59,16 +59,16 @@ def sync(ledger_path: str, base_url: str | None, *, brand: str | None = None,
     url = check_base_url(base_url or DEFAULT_BASE_URL)
     with Ledger.open(ledger_path, readonly=True, migrate=True) as view:
         brands = [brand] if brand else view.brands()
-    results = [asyncio.run(_sync_brand(b, campaign_id, ledger_path, url, limits, lifecycle)) for b in brands]
+    results = [asyncio.run(_sync_brand(b, campaign_id, ledger_path, url, limits, lifecycle, now)) for b in brands]
     worst = max((r["exit_code"] for r in results), default=0)
     return {"exit_code": worst, "brands": results}
 
 
 async def _sync_brand(brand: str, campaign_id: str | None, ledger_path: str, url: str, limits: Limits,
-                      lifecycle: Lifecycle) -> dict[str, Any]:
+                      lifecycle: Lifecycle, at: datetime | None) -> dict[str, Any]:
     creds = credentials_for(brand, allow_sandbox_defaults=is_loopback_url(url))
     ledger = Ledger.open(ledger_path)
-    now = datetime.now(timezone.utc)
+    now = at or datetime.now(timezone.utc)
     run_id = ledger.start_run(brand=brand, campaign=campaign_id, command="sync")
     pacer = Pacer(PaceRule.for_rate(limits.requests_per_second), ledger_path,
                   scope_key(limits.rate_scope, brand, creds.app_key))
