@@ -82,7 +82,8 @@ def main() -> int:
         print(f"4 processes reserving: {sum(got)} reservations (split {got}) in {wall:.2f} s = "
               f"{sum(got) / wall:,.0f}/s, {errors} errors, ledger count {used} (limit {args.reservations})")
     ok = record_rate >= 20_000 and errors == 0 and sum(got) == used == args.reservations
-    save("ledger", {"pairs": args.pairs, "record_pairs_per_s": round(record_rate), "claim_pairs_per_s": round(claim_rate),
+    save("ledger", {"pairs": args.pairs, "record_pairs_per_s": round(record_rate),
+                    "claim_pairs_per_s": round(claim_rate),
                     "reservations": sum(got), "reservations_per_s": round(sum(got) / wall), "split": got,
                     "errors": errors, "ledger_count": used, "targets_met": ok})
     print("targets met" if ok else "TARGET MISSED")

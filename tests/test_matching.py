@@ -71,7 +71,8 @@ def test_explain_shows_the_score_the_plan_ranks_by(tmp_path: Path):
                                            "followers": 20_000} for i in range(40)])
     conn = sqlite3.connect(ledger)
     conn.execute("UPDATE invitations SET state = CASE WHEN CAST(creator_id AS INT) < 9020 THEN 'accepted' "
-                 "ELSE 'declined' END, collaboration_id = 'c' || creator_id, claimed_at = '2026-11-01T00:00:00.000000Z'")
+                 "ELSE 'declined' END, collaboration_id = 'c' || creator_id, "
+                 "claimed_at = '2026-11-01T00:00:00.000000Z'")
     conn.commit()
     env = {"TRENDIO_LEDGER": str(ledger)}
     plan = json_out(run_cli("plan", campaign, "--out", tmp_path / "p.json", "--json", env=env, check=0))["plan"]
