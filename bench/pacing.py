@@ -51,7 +51,8 @@ class Sandbox:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(trendio("sandbox", "--port", str(self.port), "--latency-ms", str(latency),
-                                             "--ineligible-permille", "0", "--log", str(log)),
+                                             "--ineligible-permille", "0", "--weekly-outreach", "1000000",
+                                             "--log", str(log)),
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for _ in range(100):
             try:

@@ -31,6 +31,10 @@ def campaign_dict(**overrides):
         "schedule": {"timezone": "UTC", "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
                      "daily_target": 1_000_000},
     }
+    # tests send whole campaigns in one run: no weekly outreach spread unless a test asks for it
+    doc["limits"] = {"weekly_outreach": 1_000_000, **(overrides.pop("limits", None) or {})}
+    # and every generated creator counts, however long ago the marketplace says it was active
+    doc["lifecycle"] = {"inactive_after_days": 3650, **(overrides.pop("lifecycle", None) or {})}
     for key, value in overrides.items():
         if value is None:
             doc.pop(key, None)

@@ -108,8 +108,25 @@ def test_weekly_outreach_counts_only_new_creators():
     connected = {str(1000 + i): {"1729384756"} for i in range(5)}
     plan = make_plan(c, creators(30), state(outreach_used=7, invited=connected), NOW)
     chosen = {cid for b in plan.batches for cid in b.creator_ids}
-    assert len(chosen - set(connected)) == 3
-    assert chosen >= set(connected)
+    assert chosen >= set(connected)  # already connected: no outreach spent on them
+    # 3 left this week, spread over Wed..Sun (the week resets Sunday 12:00 GMT-8): 1 today
+    assert len(chosen - set(connected)) == 1
+    ahead = plan.outreach["week_ahead"]
+    assert [d["date"] for d in ahead] == ["2026-11-25", "2026-11-26", "2026-11-27", "2026-11-28", "2026-11-29"]
+    assert sum(d["outreach"] for d in ahead) == 3
+
+
+def test_the_weeks_outreach_is_spread_over_its_active_days():
+    c = campaign(limits={"weekly_outreach": 500}, tiers=[{"name": "all", "min_followers": 0}],
+                 schedule={"timezone": "UTC", "days": ["mon", "tue", "wed", "thu", "fri"], "daily_target": 100_000})
+    monday = datetime(2026, 11, 23, 15, 0, tzinfo=timezone.utc)
+    plan = make_plan(c, creators(2000), state(), monday)
+    assert plan.pairs == 3 * 100  # 500 over Mon..Fri
+    friday = datetime(2026, 11, 27, 15, 0, tzinfo=timezone.utc)
+    assert make_plan(c, creators(2000), state(outreach_used=100), friday).pairs == 3 * 400  # the rest, last day
+    assert make_plan(c, creators(2000), state(outreach_used=500), friday).pairs == 0
+    new_seller = campaign(limits={"seller_tier": "new", "weekly_outreach": 0})
+    assert make_plan(new_seller, creators(10), state(), monday).outreach["limit"] == 1000
 
 
 def test_ended_campaign_is_bad_input():

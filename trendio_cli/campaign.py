@@ -35,6 +35,8 @@ MESSAGE_FIELDS = {"handle", "product_count", "brand", "campaign", "tier"}
 PER_CREATOR_FIELDS = {"handle"}
 SLUG = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 MAX_FILE_BYTES = 5 * 1024 * 1024
+# new sellers get a one-time pack of 1,000; the rest are this project's defaults (not published)
+OUTREACH_BY_SELLER_TIER = {"new": 1_000, "tier1": 2_000, "tier2": 5_000, "tier3": 10_000}
 
 
 # --- field parsers -----------------------------------------------------------------------------------
@@ -135,11 +137,18 @@ class Limits(Strict):
     daily_requests: int = Field(default=10_000, ge=1, le=10_000)
     reserve_requests: int = Field(default=500, ge=0)
     quota_timezone: TimeZone = "UTC"
-    weekly_outreach: int = Field(default=5_000, ge=1, le=1_000_000)
+    # The weekly outreach quota follows the seller's tier (last-30-day GMV); the platform does not publish
+    # the sizes, so these are defaults and an explicit `weekly_outreach` wins.
+    seller_tier: Literal["new", "tier1", "tier2", "tier3"] = "tier2"
+    weekly_outreach: int = Field(default=0, ge=0, le=1_000_000)  # 0: from seller_tier
     outreach_timezone: TimeZone = "Etc/GMT+8"  # "Sunday 12:00 GMT-8"
     outreach_reset_day: Weekday = "sun"
     outreach_reset_hour: int = Field(default=12, ge=0, le=23)
     creators_per_request: int = Field(default=50, ge=1, le=50)
+
+    @property
+    def outreach_per_week(self) -> int:
+        return self.weekly_outreach or OUTREACH_BY_SELLER_TIER[self.seller_tier]
 
     @model_validator(mode="after")
     def _reserve_below_daily(self) -> Limits:

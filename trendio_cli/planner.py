@@ -309,7 +309,10 @@ def make_plan(
     quota_day = QuotaDay.at(now, limits.quota_timezone)
     week = OutreachWeek.at(now, limits)
     invite_budget = max(0, limits.daily_requests - limits.reserve_requests - state.requests_used)
-    outreach_left = max(0, limits.weekly_outreach - state.outreach_used)
+    outreach_left = max(0, limits.outreach_per_week - state.outreach_used)
+    # Spread the week's outreach over the active days left in it: not all spent by Monday, no day starved.
+    week_days = active_days_left(campaign, today, week)
+    outreach_today = math.ceil(outreach_left / len(week_days)) if week_days and active_today else 0
     claimed_total = sum(state.claimed_today.values())
     target_left = max(0, campaign.schedule.daily_target - claimed_total) if active_today else 0
     tier_left = {
@@ -334,12 +337,15 @@ def make_plan(
             deferred[f"tier {tier.name} daily cap reached"] += 1
         elif c.creator_id not in invited and outreach_left < 1:
             deferred["weekly outreach spent"] += 1
+        elif c.creator_id not in invited and outreach_today < 1:
+            deferred["outreach: today's share of the week spent"] += 1
         else:
             selected.append((c, tier, missing))
             target_left -= n
             tier_left[tier.name] -= n
             if c.creator_id not in invited:
                 outreach_left -= 1
+                outreach_today -= 1
     batches = _pack(campaign, selected, plan_id)
     if len(batches) > invite_budget:
         # Lowest-ranked batches wait: the planner never spends the reserve or beyond the day.
@@ -389,13 +395,36 @@ def make_plan(
             "resets_at": quota_day.resets_at.isoformat(),
         },
         outreach={
-            "limit": limits.weekly_outreach, "used": state.outreach_used, "new_creators": new_creators,
+            "limit": limits.outreach_per_week, "used": state.outreach_used, "new_creators": new_creators,
             "after": state.outreach_used + new_creators, "resets_at": week.resets_at.isoformat(),
+            "week_ahead": _week_ahead(week_days, outreach_left + new_creators, today),
         },
         outlook=outlook,
         notes=notes,
         campaign_spec=campaign.model_dump(mode="json"),
     )
+
+
+def active_days_left(campaign: Campaign, today: date, week: OutreachWeek) -> list[date]:
+    """The campaign's active days from today until the outreach week resets."""
+    tz = ZoneInfo(campaign.schedule.timezone)
+    last = (week.resets_at - timedelta(seconds=1)).astimezone(tz).date()
+    days, d = [], today
+    while d <= last:
+        if WEEKDAYS[d.weekday()] in campaign.schedule.days:
+            days.append(d)
+        d += timedelta(days=1)
+    return days
+
+
+def _week_ahead(days: list[date], outreach_left: int, today: date) -> list[dict[str, Any]]:
+    """Each active day left in the outreach week with its share of what is left (even split)."""
+    out, left = [], outreach_left
+    for i, d in enumerate(days):
+        share = math.ceil(left / (len(days) - i)) if left > 0 else 0
+        out.append({"date": d.isoformat(), "outreach": share})
+        left -= share
+    return out
 
 
 class _Day:

@@ -57,6 +57,10 @@ def plan_view(plan: dict[str, Any], console: Console = stdout) -> None:
         for d in plan["outlook"]:
             days.add_row(d["date"] or d.get("note", "later"), str(d["pairs"]))
         console.print(days)
+    ahead = plan["outreach"].get("week_ahead") or []
+    if ahead:
+        console.print("outreach left this week, spread over its active days: "
+                      + ", ".join(f"{d['date'][5:]} {d['outreach']}" for d in ahead))
     for note in plan["notes"]:
         console.print(f"note: {note}")
 

@@ -28,7 +28,8 @@ def quota_view(ledger_path: str, brand: str | None = None, limits: Limits | None
                              "left_for_invitations": max(0, limits.daily_requests - limits.reserve_requests - used),
                              "resets_at": day.resets_at.isoformat(), "by_endpoint": ledger.calls_by(b, day.day)},
                 "outreach": {"week_start": week.starts_at.isoformat(), "used": outreach,
-                             "limit": limits.weekly_outreach, "left": max(0, limits.weekly_outreach - outreach),
+                             "limit": limits.outreach_per_week,
+                             "left": max(0, limits.outreach_per_week - outreach),
                              "resets_at": week.resets_at.isoformat()},
             })
     return {"brands": rows}
