@@ -505,6 +505,87 @@ def creators_unflag_cmd(
         render.creators_view(result)
 
 
+@command("dashboard")
+def dashboard_cmd(
+    which: Annotated[str, typer.Argument(help="ops (API usage, health, runs) or merchant (campaign performance).")],
+    watch: Annotated[bool, typer.Option("--watch", "-w", help="Keep redrawing until Ctrl-C.")] = False,
+    interval: Annotated[float, typer.Option("--interval", min=0.5, help="Seconds between redraws.")] = 2.0,
+    brand: Annotated[str | None, typer.Option("--brand", help="Only this brand (merchant).")] = None,
+    campaign: Annotated[str | None, typer.Option("--campaign", help="Only this campaign id (merchant).")] = None,
+    ledger: LedgerOpt = Path("trendio.db"),
+    as_json: JsonOpt = False,
+) -> None:
+    """Terminal dashboards drawn from the ledger alone, so they can watch a run in another terminal.
+
+    `ops`: requests used and left today per brand and endpoint, requests per second over the last
+    minutes, errors by class and code, retries, pending pairs, who holds each brand's lock, the last runs.
+    `merchant`: per campaign and tier: invited, accepted, declined, waiting, acceptance rate, invitations
+    per day, API requests per invitation, error rate.
+    """
+    import time
+
+    from rich.live import Live
+
+    from trendio_cli import dashboard, views
+    from trendio_cli.ledger import Ledger
+
+    if which not in ("ops", "merchant"):
+        raise BadInput("dashboard must be ops or merchant")
+
+    def snapshot() -> dict[str, Any]:
+        with Ledger.open(str(ledger), readonly=True, migrate=True) as led:
+            if which == "ops":
+                return views.ops_snapshot(led)
+            return views.merchant_snapshot(led, brand, campaign)
+
+    def draw(snap: dict[str, Any]) -> Any:
+        return dashboard.ops_view(snap) if which == "ops" else dashboard.merchant_view(snap)
+
+    if as_json:
+        emit_json(envelope("dashboard", 0, dashboard=which, **snapshot()))
+        return
+    if not watch:
+        stdout.print(draw(snapshot()))
+        return
+    try:
+        with Live(draw(snapshot()), console=stdout, refresh_per_second=4, screen=False) as live:
+            while True:
+                time.sleep(interval)
+                live.update(draw(snapshot()))
+    except KeyboardInterrupt:
+        pass
+
+
+@command("report")
+def report_cmd(
+    campaign: Annotated[str, typer.Argument(help="A campaign file or a campaign id.")],
+    html_out: Annotated[Path, typer.Option("--html", help="Write the report to this HTML file.")],
+    brand: Annotated[str | None, typer.Option("--brand", help="The brand (with a campaign id).")] = None,
+    ledger: LedgerOpt = Path("trendio.db"),
+    as_json: JsonOpt = False,
+) -> None:
+    """A merchant report in one self-contained HTML file (no network needed to view it): invitations
+    and acceptances over time, the funnel, results by tier, API requests per day against the quota."""
+    from trendio_cli import report, views
+    from trendio_cli.inputs import load_campaign_inputs
+    from trendio_cli.ledger import Ledger
+
+    limit = 10_000
+    campaign_id = campaign
+    if Path(campaign).is_file():
+        spec = load_campaign_inputs(Path(campaign)).campaign
+        campaign_id, brand, limit = spec.campaign, spec.brand, spec.limits.daily_requests
+    with Ledger.open(str(ledger), readonly=True, migrate=True) as led:
+        data = views.report_data(led, brand, campaign_id)
+    tmp = html_out.with_name(html_out.name + ".tmp")
+    tmp.write_text(report.render_report(data, daily_limit=limit), encoding="utf-8")
+    tmp.replace(html_out)
+    if as_json:
+        emit_json(envelope("report", 0, html=str(html_out), totals=data["totals"], days=len(data["days"])))
+    else:
+        stderr.print(f"report written to {html_out}")
+
+
 # --- sandbox ----------------------------------------------------------------------------------------
 @command("sandbox")
 def sandbox_cmd(

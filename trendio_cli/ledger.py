@@ -120,6 +120,12 @@ def m003_invitation_expiry(db: sqlite_utils.Database) -> None:
     db["invitations"].create_index(["brand", "collaboration_id"])
 
 
+@migration
+def m004_funnel_index(db: sqlite_utils.Database) -> None:
+    # the merchant dashboard and the report count invitations by campaign, tier and state
+    db["invitations"].create_index(["brand", "campaign", "tier", "state"])
+
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -649,6 +655,70 @@ class Ledger:
                 "applied_at = excluded.applied_at",
                 (plan_id, brand, campaign, created_at, fingerprint, pairs, run_id, utcnow()),
             )
+
+    # --- aggregates for the dashboards and the report ------------------------------------------
+    def calls_since(self, since_iso: str) -> list[tuple[str, str, str, int | None, int]]:
+        """(brand, endpoint, outcome, code, count) of API calls since a time."""
+        return self.conn.execute(
+            "SELECT brand, endpoint, COALESCE(outcome, 'reserved'), code, COUNT(*) FROM api_calls "
+            "WHERE reserved_at >= ? GROUP BY 1, 2, 3, 4", (since_iso,)).fetchall()
+
+    def calls_per_bucket(self, since_iso: str, bucket_chars: int = 18) -> list[tuple[str, int]]:
+        """Calls per time bucket since a time (`bucket_chars` of the ISO time: 18 = ten seconds)."""
+        return self.conn.execute(
+            "SELECT substr(reserved_at, 1, ?), COUNT(*) FROM api_calls WHERE reserved_at >= ? GROUP BY 1 ORDER BY 1",
+            (bucket_chars, since_iso)).fetchall()
+
+    def retries_since(self, since_iso: str) -> int:
+        return int(self.conn.execute("SELECT COUNT(*) FROM api_calls WHERE reserved_at >= ? AND attempt > 1",
+                                     (since_iso,)).fetchone()[0])
+
+    def quota_days(self, brand: str | None = None, limit: int = 31) -> list[tuple[str, str, int]]:
+        sql = "SELECT brand, quota_day, used FROM quota_usage"
+        args: list[Any] = []
+        if brand:
+            sql, args = sql + " WHERE brand = ?", [brand]
+        return self.conn.execute(sql + " ORDER BY quota_day DESC LIMIT ?", [*args, limit]).fetchall()[::-1]
+
+    def pending_by_brand(self) -> dict[str, int]:
+        return dict(self.conn.execute(
+            "SELECT brand, COUNT(*) FROM invitations WHERE state = 'pending' GROUP BY brand").fetchall())
+
+    def funnel(self, brand: str | None = None, campaign: str | None = None) -> list[tuple[str, str, str, str, int]]:
+        """(brand, campaign, tier, state, pairs) for every state but planned."""
+        sql, args = "SELECT brand, COALESCE(campaign, ''), COALESCE(tier, ''), state, COUNT(*) FROM invitations " \
+                    "WHERE state != 'planned'", []
+        if brand:
+            sql, args = sql + " AND brand = ?", [*args, brand]
+        if campaign:
+            sql, args = sql + " AND campaign = ?", [*args, campaign]
+        return self.conn.execute(sql + " GROUP BY 1, 2, 3, 4", args).fetchall()
+
+    def by_day(self, brand: str | None = None, campaign: str | None = None) -> list[tuple[str, str, int]]:
+        """(day, what, pairs): invitations claimed and answers received, per UTC day."""
+        where, args = "1=1", []
+        if brand:
+            where, args = where + " AND brand = ?", [*args, brand]
+        if campaign:
+            where, args = where + " AND campaign = ?", [*args, campaign]
+        rows = self.conn.execute(
+            f"SELECT substr(claimed_at, 1, 10), 'invited', COUNT(*) FROM invitations WHERE {where} "
+            f"AND state IN {INVITED_SQL} GROUP BY 1 "
+            f"UNION ALL SELECT substr(answered_at, 1, 10), state, COUNT(*) FROM invitations WHERE {where} "
+            f"AND state IN ('accepted', 'declined') GROUP BY 1, 2", [*args, *args]).fetchall()
+        return sorted(r for r in rows if r[0])
+
+    def active_days(self, brand: str | None = None) -> dict[tuple[str, str], int]:
+        """Days on which each (brand, campaign) claimed invitations."""
+        sql = ("SELECT brand, COALESCE(campaign, ''), COUNT(DISTINCT substr(claimed_at, 1, 10)) FROM invitations "
+               "WHERE claimed_at IS NOT NULL" + (" AND brand = ?" if brand else "") + " GROUP BY 1, 2")
+        return {(b, c): n for b, c, n in self.conn.execute(sql, (brand,) if brand else ())}
+
+    def requests_by_campaign(self, brand: str | None = None) -> dict[tuple[str, str], int]:
+        """API calls made by runs of each (brand, campaign)."""
+        sql = ("SELECT r.brand, COALESCE(r.campaign, ''), COUNT(*) FROM api_calls a JOIN runs r ON r.id = a.run_id"
+               + (" WHERE r.brand = ?" if brand else "") + " GROUP BY 1, 2")
+        return {(b, c): n for b, c, n in self.conn.execute(sql, (brand,) if brand else ())}
 
     # --- helpers -----------------------------------------------------------------------------
     def brands(self) -> list[str]:

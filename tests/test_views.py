@@ -1,0 +1,103 @@
+"""quota, status, runs, the dashboards and the HTML report: right numbers, empty ledgers, a real browser."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+
+from helpers import json_out, run_cli, write_campaign
+from trendio_cli.sandbox.server import SandboxServer
+from trendio_cli.sandbox.state import SandboxSettings
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def test_every_view_works_on_an_empty_ledger(tmp_path: Path):
+    env = {"TRENDIO_LEDGER": str(tmp_path / "none.db")}
+    for args in (("status",), ("runs",), ("quota",), ("dashboard", "ops"), ("dashboard", "merchant"),
+                 ("creators", "list", "--brand", "x")):
+        assert run_cli(*args, env=env).returncode == 0, args
+        doc = json_out(run_cli(*args, "--json", env=env, check=0))
+        assert doc["status"] == "success"
+    assert run_cli("report", "nothing", "--html", tmp_path / "r.html", env=env).returncode == 0
+    assert "<svg" in (tmp_path / "r.html").read_text()
+    assert not (tmp_path / "none.db").exists()
+
+
+@pytest.fixture(scope="module")
+def ran(tmp_path_factory):
+    """A campaign executed against the sandbox, some answers synced back."""
+    tmp = tmp_path_factory.mktemp("ran")
+    campaign = write_campaign(tmp, 400, limits={"creators_per_request": 25})
+    ledger = tmp / "l.db"
+    with SandboxServer(SandboxSettings(ineligible_permille=20)) as sb:
+        env = {"TRENDIO_BASE_URL": sb.url, "TRENDIO_LEDGER": str(ledger)}
+        run_cli("execute", campaign, "--yes", env=env, check=0)
+        httpx.post(f"{sb.url}/_sandbox/advance", json={"days": 8}).raise_for_status()
+        run_cli("sync", env=env, check=0)
+        stats = sb.stats()
+    return campaign, ledger, stats
+
+
+def test_ops_dashboard_numbers_match_the_platforms(ran):
+    campaign, ledger, stats = ran
+    doc = json_out(run_cli("dashboard", "ops", "--json", env={"TRENDIO_LEDGER": str(ledger)}, check=0))
+    brand = doc["brands"][0]
+    assert brand["brand"] == "testbrand" and brand["used"] == stats["requests"]
+    assert sum(brand["by_endpoint"].values()) == stats["requests"]
+    assert brand["by_endpoint"]["create_collaboration"] == stats["by_endpoint"]["create_collaboration"]
+    assert doc["errors_by_class"].get("ineligible", 0) == stats["by_code"].get("16024021", 0)
+    assert [r["command"] for r in doc["runs"]] == ["sync", "execute"]
+    text = run_cli("dashboard", "ops", env={"TRENDIO_LEDGER": str(ledger), "COLUMNS": "160"}, check=0).stdout
+    assert "API usage" in text and "testbrand" in text and "Runs" in text
+
+
+def test_merchant_dashboard_per_campaign_and_tier(ran):
+    campaign, ledger, stats = ran
+    doc = json_out(run_cli("dashboard", "merchant", "--json", env={"TRENDIO_LEDGER": str(ledger)}, check=0))
+    rows = {r["tier"]: r for r in doc["rows"]}
+    total = rows.pop("all")
+    assert total["invited"] == stats["invited_pairs"]
+    assert sum(r["invited"] for r in rows.values()) == total["invited"]
+    assert total["accepted"] + total["declined"] + total["waiting"] + total["expired"] == total["invited"]
+    assert total["accepted"] > 0
+    assert total["acceptance_rate"] == round(total["accepted"] / (total["accepted"] + total["declined"]), 4)
+    assert total["requests_per_invitation"] == round(stats["requests"] / total["invited"], 4)
+
+
+def test_report_is_one_self_contained_file(ran, tmp_path):
+    campaign, ledger, _ = ran
+    out = tmp_path / "report.html"
+    run_cli("report", campaign, "--html", out, env={"TRENDIO_LEDGER": str(ledger)}, check=0)
+    page = out.read_text()
+    assert page.count('<svg class="chart"') == 4
+    assert not re.search(r'(src|href)="https?://', page)  # nothing fetched at view time
+    assert "test-campaign" in page
+
+
+@pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"), reason="no chromium here (CI installs it)")
+def test_report_renders_in_a_real_browser_without_console_errors(ran, tmp_path):
+    campaign, ledger, _ = ran
+    out = tmp_path / "report.html"
+    run_cli("report", campaign, "--html", out, env={"TRENDIO_LEDGER": str(ledger)}, check=0)
+    assert CHROMIUM, "chromium is needed for this test (.ci/run installs it)"
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0",
+             "--virtual-time-budget=3000"]
+    dom = subprocess.run([CHROMIUM, *flags, "--dump-dom", out.as_uri()], capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert 'data-charts-rendered="4"' in dom.stdout, dom.stdout[:500]
+    assert "data-js-errors" not in dom.stdout
+    console_errors = [line for line in dom.stderr.splitlines() if "CONSOLE" in line and "ERROR" in line]
+    assert console_errors == []
+    shot = tmp_path / "report.png"  # kept in tmp, out of git
+    subprocess.run([CHROMIUM, *flags, f"--screenshot={shot}", "--window-size=1000,1400", out.as_uri()],
+                   capture_output=True, timeout=120)
+    assert shot.exists() and shot.stat().st_size > 10_000

@@ -1,0 +1,167 @@
+"""The merchant report: one self-contained HTML file (inline CSS and SVG charts, no network at view time)."""
+
+from __future__ import annotations
+
+import html
+import json
+from typing import Any
+
+COLORS = {"invited": "#4e79a7", "accepted": "#59a14f", "declined": "#e15759", "waiting": "#bab0ac",
+          "expired": "#f28e2b", "used": "#4e79a7", "limit": "#e15759"}
+
+
+def _esc(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def bar_chart(title: str, labels: list[str], series: dict[str, list[float]], *, width: int = 720,
+              height: int = 260, limit: float | None = None, chart_id: str = "") -> str:
+    """Grouped vertical bars, one group per label; an optional horizontal limit line."""
+    pad_l, pad_b, pad_t = 48, 40, 28
+    inner_w, inner_h = width - pad_l - 12, height - pad_b - pad_t
+    top = max([v for vals in series.values() for v in vals] + [limit or 0, 1])
+    n, k = max(1, len(labels)), max(1, len(series))
+    group_w = inner_w / n
+    bar_w = min(40.0, max(1.0, group_w * 0.8 / k))
+    parts = [f'<svg class="chart" id="{_esc(chart_id)}" viewBox="0 0 {width} {height}" width="{width}" '
+             f'height="{height}" role="img" aria-label="{_esc(title)}">',
+             f'<text x="{pad_l}" y="18" class="title">{_esc(title)}</text>']
+    for i in range(5):
+        y = pad_t + inner_h - inner_h * i / 4
+        parts.append(f'<line x1="{pad_l}" x2="{width - 12}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>'
+                     f'<text x="{pad_l - 6}" y="{y + 4:.1f}" class="axis" text-anchor="end">{top * i / 4:,.0f}</text>')
+    for gi, label in enumerate(labels):
+        for si, (name, vals) in enumerate(series.items()):
+            v = vals[gi]
+            h = inner_h * v / top
+            x = pad_l + gi * group_w + (group_w - k * bar_w) / 2 + si * bar_w
+            color = COLORS.get(name, "#76b7b2")
+            parts.append(_bar(x, pad_t + inner_h - h, bar_w, h, color, f"{label} {name}: {v:,.0f}"))
+        if n <= 16 or gi % max(1, n // 12) == 0:
+            parts.append(f'<text x="{pad_l + gi * group_w + group_w / 2:.1f}" y="{height - pad_b + 16}" class="axis" '
+                         f'text-anchor="middle">{_esc(label[5:] if len(label) == 10 else label)}</text>')
+    if limit:
+        y = pad_t + inner_h - inner_h * limit / top
+        parts.append(f'<line x1="{pad_l}" x2="{width - 12}" y1="{y:.1f}" y2="{y:.1f}" class="limit"/>'
+                     f'<text x="{width - 14}" y="{y - 4:.1f}" class="axis" text-anchor="end">limit {limit:,.0f}</text>')
+    parts.append(_legend(list(series), pad_l, height - 14))
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def hbar_chart(title: str, rows: list[tuple[str, dict[str, float]]], *, width: int = 720, chart_id: str = "") -> str:
+    """Stacked horizontal bars, one per row."""
+    row_h, pad_l, pad_t = 26, 130, 30
+    height = pad_t + row_h * max(1, len(rows)) + 24
+    top = max([sum(v.values()) for _, v in rows] + [1])
+    inner_w = width - pad_l - 60
+    parts = [f'<svg class="chart" id="{_esc(chart_id)}" viewBox="0 0 {width} {height}" width="{width}" '
+             f'height="{height}" role="img" aria-label="{_esc(title)}">',
+             f'<text x="8" y="18" class="title">{_esc(title)}</text>']
+    names: list[str] = []
+    for i, (label, values) in enumerate(rows):
+        y = pad_t + i * row_h
+        parts.append(f'<text x="{pad_l - 8}" y="{y + 16}" class="axis" text-anchor="end">{_esc(label)}</text>')
+        x = float(pad_l)
+        for name, v in values.items():
+            if name not in names:
+                names.append(name)
+            w = inner_w * v / top
+            parts.append(_bar(x, y + 3, w, row_h - 8, COLORS.get(name, "#76b7b2"), f"{label} {name}: {v:,.0f}"))
+            x += w
+        parts.append(f'<text x="{x + 6:.1f}" y="{y + 16}" class="axis">{sum(values.values()):,.0f}</text>')
+    parts.append(_legend(names, pad_l, height - 14))
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+STYLE = """
+body { font-family: -apple-system, Segoe UI, Helvetica, Arial, sans-serif; margin: 32px; color: #222; }
+h1 { margin-bottom: 4px; } .sub { color: #666; margin-top: 0; }
+.kpis { display: flex; gap: 16px; flex-wrap: wrap; margin: 24px 0; }
+.kpi { border: 1px solid #ddd; border-radius: 8px; padding: 12px 16px; min-width: 120px; }
+.kpi b { display: block; font-size: 24px; } .kpi span { color: #666; font-size: 13px; }
+.chart { display: block; margin: 16px 0 32px; max-width: 100%; height: auto; }
+.title { font-size: 14px; font-weight: 600; fill: #222; } .axis { font-size: 11px; fill: #555; }
+.grid { stroke: #eee; } .limit { stroke: #e15759; stroke-dasharray: 4 3; }
+table { border-collapse: collapse; margin: 16px 0; }
+td, th { padding: 4px 10px; border-bottom: 1px solid #eee; text-align: right; }
+td:first-child, th:first-child { text-align: left; }
+"""
+
+# A tiny self-check a browser test (or a curious reader) can read: how many charts drew, and any script error.
+SELF_CHECK = """
+window.addEventListener('error', function (e) { document.body.dataset.jsErrors = (e.message || 'error'); });
+window.addEventListener('load', function () {
+  var drawn = 0;
+  document.querySelectorAll('svg.chart').forEach(function (s) {
+    var b = s.getBoundingClientRect();
+    if (b.width > 0 && b.height > 0 && s.querySelectorAll('rect').length) drawn++;
+  });
+  document.body.dataset.chartsRendered = String(drawn);
+});
+"""
+
+
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def _legend(names: list[str], x: float, y: float) -> str:
+    parts = []
+    for name in names:
+        color = COLORS.get(name, "#76b7b2")
+        parts.append(f'<rect x="{x}" y="{y}" width="10" height="10" fill="{color}"/>'
+                     f'<text x="{x + 14}" y="{y + 9}" class="axis">{_esc(name)}</text>')
+        x += 90
+    return "".join(parts)
+
+
+def _bar(x: float, y: float, w: float, h: float, color: str, tip: str) -> str:
+    return (f'<rect x="{x:.1f}" y="{y:.1f}" width="{max(w, 0):.1f}" height="{max(h, 0):.1f}" fill="{color}">'
+            f'<title>{_esc(tip)}</title></rect>')
+
+
+def render_report(data: dict[str, Any], daily_limit: int = 10_000) -> str:
+    days = data["days"]
+    labels = [d["date"] for d in days]
+    totals = data["totals"] or {"invited": 0, "accepted": 0, "declined": 0, "expired": 0, "waiting": 0,
+                                "acceptance_rate": None, "requests_per_invitation": None}
+    answered = totals["accepted"] + totals["declined"]
+    kpis = [("invitations", f"{totals['invited']:,}"), ("accepted", f"{totals['accepted']:,}"),
+            ("acceptance rate", _rate(totals.get("acceptance_rate"))),
+            ("waiting for an answer", f"{totals['waiting']:,}"),
+            ("API requests per invitation",
+             "-" if totals.get("requests_per_invitation") is None else f"{totals['requests_per_invitation']:.3f}")]
+    charts = [
+        bar_chart("Invitations and acceptances per day", labels,
+                  {"invited": [d.get("invited", 0) for d in days], "accepted": [d.get("accepted", 0) for d in days]},
+                  chart_id="per-day"),
+        hbar_chart("Funnel", [("invited", {"invited": totals["invited"]}),
+                              ("answered", {"accepted": totals["accepted"], "declined": totals["declined"]}),
+                              ("accepted", {"accepted": totals["accepted"]})], chart_id="funnel"),
+        hbar_chart("Results by tier", [(t["tier"], {"accepted": t["accepted"], "declined": t["declined"],
+                                                     "waiting": t["waiting"], "expired": t["expired"]})
+                                       for t in data["tiers"]], chart_id="tiers"),
+        bar_chart("API requests per day (quota)", [q["date"] for q in data["quota"]],
+                  {"used": [q["used"] for q in data["quota"]]}, limit=daily_limit, chart_id="quota"),
+    ]
+    tier_rows = "".join(
+        f"<tr><td>{_esc(t['tier'])}</td><td>{t['invited']:,}</td><td>{t['accepted']:,}</td>"
+        f"<td>{t['declined']:,}</td><td>{t['waiting']:,}</td><td>{_rate(t['acceptance_rate'])}</td></tr>"
+        for t in data["tiers"])
+    title = " / ".join(x for x in (data.get("brand"), data.get("campaign")) if x) or "all campaigns"
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>trendio report: {_esc(title)}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"><style>{STYLE}</style></head>
+<body><h1>Campaign report: {_esc(title)}</h1>
+<p class="sub">Generated {_esc(data['generated_at'][:16].replace('T', ' '))} UTC by trendio from its ledger.
+{answered:,} of {totals['invited']:,} invitations answered so far.</p>
+<div class="kpis">{''.join(f'<div class="kpi"><b>{_esc(v)}</b><span>{_esc(k)}</span></div>' for k, v in kpis)}</div>
+{''.join(charts)}
+<table><tr><th>tier</th><th>invited</th><th>accepted</th><th>declined</th><th>waiting</th><th>acceptance</th></tr>
+{tier_rows}</table>
+<script type="application/json" id="data">{html.escape(json.dumps(data), quote=False)}</script>
+<script>{SELF_CHECK}</script>
+</body></html>
+"""

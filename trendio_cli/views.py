@@ -1,0 +1,112 @@
+"""What the dashboards and the report show, computed from the ledger alone (so they can watch a run
+in another terminal or on a schedule). Plain data: the CLI draws it, `--json` prints it."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from trendio_cli.api.answers import Outcome
+from trendio_cli.campaign import Limits
+from trendio_cli.ledger import Ledger, iso
+from trendio_cli.quota import QuotaDay
+
+ANSWERED = ("accepted", "declined")
+INVITED = ("sent", "accepted", "declined", "expired")
+NOT_SENT = ("conflict", "ineligible", "failed")
+ERROR_OUTCOMES = {o.value for o in Outcome} - {Outcome.OK.value}
+
+
+def ops_snapshot(ledger: Ledger, now: datetime | None = None, minutes: int = 10,
+                 limits: Limits | None = None) -> dict[str, Any]:
+    """API usage, health and runs: for operators, live."""
+    now = now or datetime.now(timezone.utc)
+    limits = limits or Limits()
+    day = QuotaDay.at(now, limits.quota_timezone)
+    since_day = iso(day.starts_at.timestamp())
+    since_recent = iso((now - timedelta(minutes=minutes)).timestamp())
+    per_brand: dict[str, dict[str, Any]] = defaultdict(lambda: {"by_endpoint": defaultdict(int), "errors": 0})
+    errors_by_code: dict[str, int] = defaultdict(int)
+    errors_by_class: dict[str, int] = defaultdict(int)
+    for brand, endpoint, outcome, code, n in ledger.calls_since(since_day):
+        b = per_brand[brand]
+        b["by_endpoint"][endpoint] += n
+        if outcome in ERROR_OUTCOMES:
+            b["errors"] += n
+            errors_by_class[outcome] += n
+            errors_by_code[str(code) if code is not None else "no code"] += n
+    brands = sorted(set(per_brand) | set(ledger.brands()))
+    pending = ledger.pending_by_brand()
+    locks = {row["brand"]: row for row in ledger.locks()}
+    rows = []
+    for brand in brands:
+        used = ledger.calls_used(brand, day.day)
+        b = per_brand[brand]
+        rows.append({"brand": brand, "used": used, "left": max(0, limits.daily_requests - used),
+                     "limit": limits.daily_requests, "by_endpoint": dict(b["by_endpoint"]), "errors": b["errors"],
+                     "pending": pending.get(brand, 0), "lock": locks.get(brand)})
+    buckets = ledger.calls_per_bucket(since_recent)
+    rate = [{"at": t + "0", "requests_per_second": round(n / 10, 2)} for t, n in buckets]
+    return {
+        "at": now.isoformat(), "quota_day": day.day, "resets_at": day.resets_at.isoformat(), "brands": rows,
+        "rate": rate, "peak_requests_per_second": max((r["requests_per_second"] for r in rate), default=0.0),
+        "errors_by_code": dict(errors_by_code), "errors_by_class": dict(errors_by_class),
+        "retries_today": ledger.retries_since(since_day), "runs": ledger.runs(limit=8),
+    }
+
+
+def merchant_snapshot(ledger: Ledger, brand: str | None = None, campaign: str | None = None) -> dict[str, Any]:
+    """Campaign performance, per campaign and tier: for the brands."""
+    table: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for b, c, tier, state, n in ledger.funnel(brand, campaign):
+        # one row for the whole campaign ("all", sorted first) and one per tier
+        for key in ((b, c, " all"), (b, c, tier or "-")):
+            row = table.setdefault(key, {"tier": key[2].strip(), "states": defaultdict(int)})
+            row["states"][state] += n
+    requests = ledger.requests_by_campaign(brand)
+    active_days = ledger.active_days(brand)
+    # calls of runs that serve the whole brand (syncs) are shared among its campaigns by invitations
+    brand_invited: dict[str, int] = defaultdict(int)
+    for (b, _, tier), row in table.items():
+        if tier == " all":
+            brand_invited[b] += sum(row["states"].get(s, 0) for s in INVITED)
+    rows = []
+    for (b, c, _), row in sorted(table.items()):
+        st = row["states"]
+        invited = sum(st.get(s, 0) for s in INVITED)
+        answered = sum(st.get(s, 0) for s in ANSWERED)
+        claimed = invited + sum(st.get(s, 0) for s in NOT_SENT) + st.get("pending", 0)
+        out = {
+            "brand": b, "campaign": c, "tier": row["tier"], "invited": invited, "accepted": st.get("accepted", 0),
+            "declined": st.get("declined", 0), "expired": st.get("expired", 0), "waiting": st.get("sent", 0),
+            "pending": st.get("pending", 0), "not_sent": {s: st[s] for s in NOT_SENT if st.get(s)},
+            "acceptance_rate": round(st.get("accepted", 0) / answered, 4) if answered else None,
+            "error_rate": round(st.get("failed", 0) / claimed, 4) if claimed else 0.0,
+        }
+        if row["tier"] == "all":
+            shared = requests.get((b, ""), 0) if c else 0
+            n_req = requests.get((b, c), 0) + (shared * invited / brand_invited[b] if brand_invited[b] else 0)
+            n_req = round(n_req, 1)
+            out["requests"] = n_req
+            out["requests_per_invitation"] = round(n_req / invited, 4) if invited else None
+            active = active_days.get((b, c), 0)
+            out["invitations_per_day"] = round(invited / active, 1) if active else 0.0
+        rows.append(out)
+    return {"brand": brand, "campaign": campaign, "rows": rows}
+
+
+def report_data(ledger: Ledger, brand: str | None, campaign: str | None) -> dict[str, Any]:
+    """Everything the merchant report draws."""
+    series: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for d, what, n in ledger.by_day(brand, campaign):
+        series[d][what] += n
+    merchant = merchant_snapshot(ledger, brand, campaign)
+    totals = next((r for r in merchant["rows"] if r["tier"] == "all"), None)
+    return {
+        "brand": brand, "campaign": campaign, "generated_at": datetime.now(timezone.utc).isoformat(),
+        "days": [{"date": d, **dict(v)} for d, v in sorted(series.items())],
+        "tiers": [r for r in merchant["rows"] if r["tier"] != "all"],
+        "totals": totals,
+        "quota": [{"brand": b, "date": d, "used": u} for b, d, u in ledger.quota_days(brand)],
+    }
