@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import random
+from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
@@ -47,9 +48,7 @@ def engagement_band(rate: float | None) -> str:
 
 
 def _engagement_index(rate: float | None) -> int:
-    if rate is None:
-        return -1
-    return sum(1 for edge in ENGAGEMENT_EDGES if rate >= edge)
+    return -1 if rate is None else bisect_right(ENGAGEMENT_EDGES, rate)
 
 
 RECENCY_EDGES = (7, 30, 90)
@@ -66,9 +65,7 @@ def recency_band(days: int | None) -> str:
 
 
 def _recency_index(days: int | None) -> int:
-    if days is None:
-        return -1
-    return sum(1 for edge in RECENCY_EDGES if days >= edge)
+    return -1 if days is None else bisect_right(RECENCY_EDGES, days)
 
 
 def _logit(p: float) -> float:

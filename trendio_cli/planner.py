@@ -272,6 +272,7 @@ def make_plan(
     targeted = campaign.targeting is not None
     inactive_days = campaign.lifecycle.inactive_after_days
     score = scorer_for(campaign, state, today)
+    candidate_pairs, n_min = 0, len(product_ids)
     for c in creators:
         cid = c.creator_id
         if flagged:
@@ -288,7 +289,11 @@ def make_plan(
             skipped["inactive"] += 1
             continue
         followers = c.followers or 0
-        tier = next((t for floor, t in tier_steps if followers >= floor), None)
+        tier = None
+        for floor, candidate_tier in tier_steps:  # first match wins
+            if followers >= floor:
+                tier = candidate_tier
+                break
         if tier is None:
             skipped["below every tier"] += 1
             continue
@@ -299,11 +304,14 @@ def make_plan(
             continue
         candidates.append((c, tier, missing))
         keys.append(-score(c, tier))
+        n = len(missing)
+        candidate_pairs += n
+        if n < n_min:
+            n_min = n
     # best score first; ties keep the creators file's order. Sorting indices by a float key is the fast path.
     order = sorted(range(len(candidates)), key=keys.__getitem__)
     del keys
-    candidate_pairs = sum(len(m) for _, _, m in candidates)
-    n_min = min((len(m) for _, _, m in candidates), default=0)
+    n_min = 0 if not candidates else n_min
 
     limits = campaign.limits
     quota_day = QuotaDay.at(now, limits.quota_timezone)
