@@ -296,15 +296,28 @@ def _mark(node: yaml.Node) -> tuple[int, int]:
     return node.start_mark.line + 1, node.start_mark.column + 1
 
 
+MAX_NODES = 200_000  # a campaign has a few hundred; aliases can multiply nodes exponentially ("billion laughs")
+MAX_DEPTH = 50
+
+
+class _TooComplex(Exception):
+    pass
+
+
 def _to_python(
-    node: yaml.Node, path: Path_, pos: _Positions, problems: list[Problem], file: str, ctor: yaml.SafeLoader
+    node: yaml.Node, path: Path_, pos: _Positions, problems: list[Problem], file: str, ctor: yaml.SafeLoader,
+    budget: list[int] | None = None,
 ) -> Any:
+    budget = budget if budget is not None else [MAX_NODES]
+    budget[0] -= 1
+    if budget[0] < 0 or len(path) > MAX_DEPTH:
+        raise _TooComplex(_mark(node))
     pos.value[path] = _mark(node)
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         first_seen: dict[Any, int] = {}
         for key_node, value_node in node.value:
-            key = ctor.construct_object(key_node, deep=True)
+            key = ctor.construct_object(key_node, deep=True) if isinstance(key_node, yaml.ScalarNode) else [key_node]
             if isinstance(key, (list, dict)):
                 problems.append(Problem(file, *_mark(key_node), "a key must be a plain name"))
                 continue
@@ -316,11 +329,15 @@ def _to_python(
                 continue
             first_seen[key] = _mark(key_node)[0]
             pos.key[(*path, key)] = _mark(key_node)
-            out[key] = _to_python(value_node, (*path, key), pos, problems, file, ctor)
+            out[key] = _to_python(value_node, (*path, key), pos, problems, file, ctor, budget)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_to_python(v, (*path, i), pos, problems, file, ctor) for i, v in enumerate(node.value)]
-    return ctor.construct_object(node, deep=True)
+        return [_to_python(v, (*path, i), pos, problems, file, ctor, budget) for i, v in enumerate(node.value)]
+    try:
+        return ctor.construct_object(node, deep=True)
+    except (ValueError, OverflowError):
+        # e.g. 2099-13-45 looks like a date to YAML but is none: keep the text, the model says what is wrong
+        return node.value
 
 
 def read_text(path: Path, what: str) -> str:
@@ -357,6 +374,13 @@ def parse_yaml_with_positions(text: str, file: str) -> tuple[Any, _Positions, li
         if node is None:
             return None, pos, [Problem(file, 1, 1, "the file is empty")]
         data = _to_python(node, (), pos, problems, file, loader)
+    except _TooComplex as exc:
+        line, col = exc.args[0]
+        return None, pos, [Problem(file, line, col, f"the document is too large or too deeply nested "
+                                                    f"(more than {MAX_NODES} values or {MAX_DEPTH} levels, "
+                                                    f"counting what aliases repeat)")]
+    except RecursionError:
+        return None, pos, [Problem(file, 1, 1, "the document is nested too deeply")]
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)

@@ -244,6 +244,14 @@ def _pack(campaign: Campaign, selected: Iterable[tuple[Creator, Tier, tuple[str,
     return batches
 
 
+def check_not_ended(campaign: Campaign, now: datetime) -> None:
+    """A campaign past its end_date cannot run (the API refuses an end_time in the past)."""
+    today = now.astimezone(ZoneInfo(campaign.schedule.timezone)).date()
+    if campaign.end_date < today:
+        raise BadInput(f"campaign {campaign.campaign} ended on {campaign.end_date} (end_date is in the past)",
+                       hint="set a later end_date in the campaign file")
+
+
 def make_plan(
     campaign: Campaign,
     creators: Sequence[Creator],
@@ -257,8 +265,7 @@ def make_plan(
     tz = ZoneInfo(campaign.schedule.timezone)
     local_now = now.astimezone(tz)
     today = local_now.date()
-    if campaign.end_date < today:
-        raise BadInput(f"campaign {campaign.campaign} ended on {campaign.end_date} (end_date is in the past)")
+    check_not_ended(campaign, now)
     active_days = set(campaign.schedule.days)
     active_today = WEEKDAYS[today.weekday()] in active_days
     product_ids = [p.id for p in campaign.products]

@@ -21,7 +21,7 @@ from trendio_cli.executor import Counts, ExecuteOptions, Executor, Stop
 from trendio_cli.inputs import is_plan_file, load_campaign_inputs, load_plan
 from trendio_cli.ledger import Ledger, iso
 from trendio_cli.pacing import Pacer, PaceRule, scope_key
-from trendio_cli.planner import LedgerState, Plan, end_time, make_plan
+from trendio_cli.planner import LedgerState, Plan, check_not_ended, end_time, make_plan
 from trendio_cli.quota import QuotaDay
 
 STATUS_BY_EXIT = {0: "success", 3: "partial"}
@@ -58,6 +58,7 @@ def execute(
     else:
         inputs = load_campaign_inputs(source)
         campaign, creators = inputs.campaign, inputs.creators
+    check_not_ended(campaign, now or datetime.now(timezone.utc))
     url = check_base_url(base_url or DEFAULT_BASE_URL)
     creds = credentials_for(campaign.brand, allow_sandbox_defaults=is_loopback_url(url))
     return asyncio.run(_execute(source, campaign, creators, saved_plan, ledger_path, url, creds, options,
