@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from helpers import REPO
 from trendio_cli.cli import app
 from trendio_cli.ledger import Ledger
 

@@ -195,3 +195,48 @@ def test_hand_flags_show_in_the_creators_summary(tmp_path: Path):
         assert ledger.flagged_creators("b", "2026-01-01T00:00:00.000000Z") == {"x": "blocked"}
         ledger.unflag_creators("b", ["x"])
         assert ledger.flagged_creators("b", "2026-01-01T00:00:00.000000Z") == {}
+
+
+def test_a_full_disk_keeps_nothing_of_the_failed_write(tmp_path: Path):
+    with Ledger.open(tmp_path / "l.db") as ledger:
+        run = ledger.start_run(brand="b", campaign="c", command="x")
+        pages = ledger.conn.execute("PRAGMA page_count").fetchone()[0]
+        ledger.conn.execute(f"PRAGMA max_page_count = {pages + 2}")
+        with pytest.raises(LedgerError, match="full") as info:
+            ledger.insert_planned("b", "c", run, [(str(i), "p" * 200, "t", "k") for i in range(5000)])
+        assert "disk space" in info.value.hint
+        assert ledger.conn.execute("SELECT COUNT(*) FROM invitations").fetchone()[0] == 0
+        ledger.conn.execute("PRAGMA max_page_count = 1000000")
+        assert ledger.insert_planned("b", "c", run, [("1", "p", "t", "k")]) == 1  # and it works again
+
+
+def test_a_read_only_ledger_is_a_clear_error(tmp_path: Path):
+    with Ledger.open(tmp_path / "l.db") as ledger:
+        ledger.conn.execute("PRAGMA query_only = 1")
+        with pytest.raises(LedgerError, match="readonly|read-only|cannot write"):
+            ledger.start_run(brand="b", campaign="c", command="x")
+
+
+def test_a_locked_ledger_and_a_damaged_one_give_one_line_each(tmp_path: Path):
+    path = tmp_path / "l.db"
+    Ledger.open(path).close()
+    (tmp_path / "c.yaml").write_text("x")
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        env = {**os.environ, "TRENDIO_LEDGER": str(path), "TRENDIO_LEDGER_BUSY_TIMEOUT_MS": "300"}
+        proc = subprocess.run([sys.executable, "-m", "trendio_cli", "creators", "block", "1", "--brand", "b"],
+                              capture_output=True, text=True, env=env, timeout=60)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert proc.returncode == 1 and "database is locked" in proc.stderr and "busy timeout" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    with Ledger.open(path) as ledger:
+        for i in range(200):
+            ledger.flag_creators("b", [f"c{i}"], "blocked", "x" * 300)
+    damaged = tmp_path / "damaged.db"
+    damaged.write_bytes(path.read_bytes()[: 4096 * 3] + b"\x00garbage" * 1000)
+    proc = subprocess.run([sys.executable, "-m", "trendio_cli", "status"], capture_output=True, text=True,
+                          env={**os.environ, "TRENDIO_LEDGER": str(damaged)}, timeout=60)
+    assert proc.returncode == 1 and "ledger" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr

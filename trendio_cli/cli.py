@@ -4,6 +4,7 @@ exit code (product.md). No business logic lives here."""
 from __future__ import annotations
 
 import functools
+import sqlite3
 import sys
 import traceback
 from collections.abc import Callable
@@ -90,6 +91,14 @@ def command(name: str, register: bool = True) -> Callable[[F], F]:
             except KeyboardInterrupt:
                 stderr.print("interrupted")
                 raise typer.Exit(130) from None
+            except sqlite3.DatabaseError as exc:
+                message = f"the ledger cannot be read: {exc}"
+                stderr.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+                stderr.print("  hint: a damaged ledger can be moved aside (a new one is made) or repaired with "
+                             "`sqlite3 LEDGER .recover`", markup=False)
+                if as_json:
+                    emit_json(envelope(name, EXIT_FAILURE, [{"message": message}]))
+                raise typer.Exit(EXIT_FAILURE) from None
             except Exception as exc:  # noqa: BLE001 - last resort: one line, traceback only on request
                 if debug_enabled():
                     traceback.print_exc()

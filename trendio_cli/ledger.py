@@ -31,7 +31,14 @@ INVITED_STATES = (PENDING, SENT, ACCEPTED, DECLINED, EXPIRED)  # the creator got
 INVITED_SQL = "('pending', 'sent', 'accepted', 'declined', 'expired')"
 FINAL_STATES = (SENT, CONFLICT, FAILED, INELIGIBLE, ACCEPTED, DECLINED, EXPIRED)
 LOCK_STALE_AFTER_S = 30.0
-BUSY_TIMEOUT_MS = 30_000
+BUSY_TIMEOUT_MS = int(os.environ.get("TRENDIO_LEDGER_BUSY_TIMEOUT_MS", "30000").strip() or 30000) \
+    if os.environ.get("TRENDIO_LEDGER_BUSY_TIMEOUT_MS", "30000").strip().isdigit() else 30_000
+_LEDGER_HINTS = {
+    "database is locked": "another process held the ledger's write lock for longer than the busy timeout "
+                          "(TRENDIO_LEDGER_BUSY_TIMEOUT_MS, default 30000); try again",
+    "database or disk is full": "free some disk space; nothing of the failed write was kept",
+    "attempt to write a readonly database": "the ledger file or its folder is read-only",
+}
 
 
 def utcnow() -> str:
@@ -175,7 +182,7 @@ class Ledger:
                 conn = sqlite3.connect(str(p), isolation_level=None, check_same_thread=False)
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             if not readonly:
-                conn.execute("PRAGMA journal_mode = WAL")
+                _enable_wal(conn)
                 conn.execute("PRAGMA synchronous = NORMAL")
             ledger = cls(conn, str(p), readonly)
             version = ledger._schema_version()
@@ -235,18 +242,34 @@ class Ledger:
         try:
             self.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
-            raise LedgerError(f"{self.path}: cannot write the ledger: {exc}") from None
+            raise LedgerError(f"{self.path}: cannot write the ledger: {exc}",
+                              hint=_LEDGER_HINTS.get(str(exc))) from None
         try:
             yield self.conn
-        except BaseException:
+        except sqlite3.IntegrityError:
             self.conn.execute("ROLLBACK")
+            raise
+        except (sqlite3.OperationalError, sqlite3.DatabaseError) as exc:
+            # disk full, I/O error, a lock held too long: nothing of the transaction is kept
+            self._rollback_quietly()
+            raise LedgerError(f"{self.path}: cannot write the ledger: {exc}",
+                              hint=_LEDGER_HINTS.get(str(exc).split(" (")[0])) from None
+        except BaseException:
+            self._rollback_quietly()
             raise
         else:
             try:
                 self.conn.execute("COMMIT")
             except sqlite3.OperationalError as exc:
-                self.conn.execute("ROLLBACK")
-                raise LedgerError(f"{self.path}: cannot write the ledger: {exc}") from None
+                self._rollback_quietly()
+                raise LedgerError(f"{self.path}: cannot write the ledger: {exc}",
+                                  hint=_LEDGER_HINTS.get(str(exc))) from None
+
+    def _rollback_quietly(self) -> None:
+        try:
+            self.conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass  # SQLite may already have rolled back (e.g. after SQLITE_FULL)
 
     # --- runs --------------------------------------------------------------------------------
     def start_run(self, *, brand: str, campaign: str | None, command: str, plan_id: str | None = None) -> int:
@@ -731,6 +754,21 @@ class Ledger:
         cur = self.conn.execute(sql, args)
         names = [d[0] for d in cur.description]
         return [dict(zip(names, row)) for row in cur.fetchall()]
+
+
+def _enable_wal(conn: sqlite3.Connection) -> None:
+    """Switch a new ledger to WAL. Two processes creating the same ledger at once may find it busy: the
+    switch does not always wait on the busy timeout, so wait here."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def _user() -> str:

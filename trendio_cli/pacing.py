@@ -21,6 +21,9 @@ SPACING_SLACK_MS = 3  # the limiter's own wake-up buffer and sleep overshoot, ta
 # A request that left later than this after its permit (a cold first connection, a busy event loop) is
 # also recorded in the bucket at the time it really left, so the log never under-counts a window.
 LATE_SEND_S = 0.010
+MIN_FACTOR = 0.02  # never below 2% of the configured rate (1 request/s at 50/s)
+RECOVER_EVERY_S = 5.0  # after this long without a 429 the pace goes up again...
+RECOVER_STEP = 1.25  # ...by a quarter
 
 
 @dataclass(frozen=True)
@@ -74,7 +77,10 @@ def scope_key(scope: str, brand: str, app_key: str) -> str:
 
 
 class Pacer:
-    """`await pacer.acquire()` before every request; `pacer.penalize(seconds)` after a 429."""
+    """`await pacer.acquire()` before every request; `pacer.penalize(seconds)` after a 429.
+
+    The shared bucket holds every process to the configured rate; a 429 means the platform's real limit is
+    lower (or shared with someone else), so this process then also keeps its own slower, recovering pace."""
 
     def __init__(self, rule: PaceRule, ledger_path: str, key: str) -> None:
         self.rule = rule
@@ -91,8 +97,10 @@ class Pacer:
         self.key = key
         self.late_sends = 0
         self._paused_until = 0.0
-        self._slow_until = 0.0
         self._last = 0.0
+        self._last_cut = -1e9
+        self._last_change = 0.0
+        self.factor = 1.0  # share of the configured rate this process uses; cut by 429s, restored slowly
         self.penalties = 0
 
     async def acquire(self) -> float:
@@ -102,13 +110,17 @@ class Pacer:
             if wait <= 0:
                 break
             await asyncio.sleep(wait)
-        if time.monotonic() < self._slow_until:
-            # after a 429, space requests at 80% of the rate for a while on top of the shared bucket
-            gap = 1 / (self.rule.per_second * 0.8)
-            wait = self._last + gap - time.monotonic()
-            self._last = max(time.monotonic(), self._last + gap)
-            if wait > 0:
-                await asyncio.sleep(wait)
+        now = time.monotonic()
+        if self.factor < 1.0 and now - self._last_change >= RECOVER_EVERY_S:
+            self.factor = min(1.0, self.factor * RECOVER_STEP)  # additive-ish increase while the platform is calm
+            self._last_change = now
+        if self.factor < 1.0:
+            # below the configured rate, on top of the shared bucket: this process's own even spacing
+            gap = 1 / (self.rule.per_second * self.factor)
+            slot = max(now, self._last + gap)
+            self._last = slot
+            if slot > now:
+                await asyncio.sleep(slot - now)
         await self.limiter.try_acquire_async(self.key)
         self._last = max(self._last, time.monotonic())
         return time.time()
@@ -124,11 +136,15 @@ class Pacer:
             bucket.conn.commit()
 
     def penalize(self, retry_after: float | None) -> None:
+        """A 429: everyone waits out Retry-After (1 s without one), and the pace halves. The 429s of requests
+        already in flight arrive together, so they cut the pace once per second at most."""
         self.penalties += 1
-        pause = retry_after if retry_after is not None else 1.0
         now = time.monotonic()
+        pause = retry_after if retry_after is not None else 1.0
         self._paused_until = max(self._paused_until, now + min(pause, 60.0))
-        self._slow_until = now + 30.0
+        if now - self._last_cut >= 1.0:
+            self.factor = max(MIN_FACTOR, self.factor * 0.5)
+            self._last_cut = self._last_change = now
 
     def close(self) -> None:
         self.limiter.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.cookiejar
 import json
+import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -16,7 +17,16 @@ from trendio_cli.api.answers import ApiAnswer, classify_exception, classify_resp
 from trendio_cli.api.credentials import Credentials, check_base_url
 from trendio_cli.api.signing import sign
 
-DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=30.0, write=10.0, pool=30.0)
+
+def _read_timeout() -> float:
+    try:
+        return max(0.1, float(os.environ.get("TRENDIO_HTTP_TIMEOUT", "30")))
+    except ValueError:
+        return 30.0
+
+
+# An answer slower than the read timeout counts as a transient failure whose outcome is unknown.
+DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=_read_timeout(), write=10.0, pool=60.0)
 
 
 class _NoCookies(http.cookiejar.CookieJar):

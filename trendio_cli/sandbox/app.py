@@ -54,7 +54,8 @@ def create_app(state: SandboxState) -> Any:
         if reply.lost:
             return CutConnection(json.dumps(envelope(reply.code, reply.message, reply.data)).encode())
         if reply.raw is not None:
-            return Response(reply.raw, status_code=reply.status, headers=reply.headers, media_type="text/html")
+            media = "application/json" if reply.raw.startswith(b"{") else "text/html"
+            return Response(reply.raw, status_code=reply.status, headers=reply.headers, media_type=media)
         return JSONResponse(envelope(reply.code, reply.message, reply.data), status_code=reply.status,
                             headers=reply.headers)
 

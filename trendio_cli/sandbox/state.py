@@ -20,6 +20,10 @@ from trendio_cli.api.signing import sign
 from trendio_cli.sandbox.marketplace import Marketplace
 
 OUTREACH_TZ = ZoneInfo("Etc/GMT+8")  # "12:00 GMT-8" on Sundays
+# The forms a transient fault takes: coded errors, proxy pages, an empty body, a JSON body cut short with
+# honest framing, and a connection reset before any answer.
+FAULT_FORMS = ("internal_error", "internal_timeout", "bad_gateway_html", "unavailable_empty", "truncated_json",
+               "connection_reset")
 
 
 @dataclass
@@ -39,6 +43,9 @@ class SandboxSettings:
     ineligible_permille: int = 0  # creators (by id hash) the platform refuses
     ineligible_mode: str = "named"  # "named": error data lists them; "unnamed": it does not
     token_expires_after: int = 0  # after this many requests the token is expired (0: never)
+    fault_forms: list[str] = field(default_factory=lambda: list(FAULT_FORMS))  # which forms faults take
+    retry_after: bool = True  # send Retry-After with 429s
+    clock_skew_s: float = 0.0  # the platform's clock runs this far ahead of this machine's (timestamp checks)
     min_commission: int = 100  # hundredths of a percent
     max_commission: int = 8_000
     timestamp_past_s: int = 300
@@ -183,16 +190,16 @@ class SandboxState:
         if len(window) >= s.rate_limit:
             self.stats["rate_limited"] += 1
             retry = max(0.01, window[0] + s.rate_window_s - real)
-            return shop, Reply(
-                429, 36009002, "Too many requests", headers={"Retry-After": str(max(1, round(retry + 0.49)))}
-            )
+            headers = {"Retry-After": str(max(1, round(retry + 0.49)))} if s.retry_after else {}
+            return shop, Reply(429, 36009002, "Too many requests", headers=headers)
         window.append(real)
         self.max_admitted[scope].add(real)
         try:
             ts = int(query.get("timestamp", ""))
         except ValueError:
             return shop, Reply(200, 36009004, "Invalid credentials: missing or malformed timestamp")
-        if ts < real - s.timestamp_past_s or ts > real + s.timestamp_future_s:
+        platform_now = real + s.clock_skew_s
+        if ts < platform_now - s.timestamp_past_s or ts > platform_now + s.timestamp_future_s:
             return shop, Reply(200, 36009004, "Invalid credentials: timestamp outside the allowed window")
         expected = sign(secret, path, query, body)
         if query.get("sign", "") != expected:
@@ -209,13 +216,18 @@ class SandboxState:
         if not self.settings.fault_rate or self.rng.random() >= self.settings.fault_rate:
             return None
         self.stats["faults"] += 1
-        form = self.rng.randrange(4)
-        if form == 0:
+        forms = self.settings.fault_forms or list(FAULT_FORMS)
+        form = forms[self.rng.randrange(len(forms))]
+        if form == "internal_error":
             return Reply(200, 36009003, "Internal error")
-        if form == 1:
+        if form == "internal_timeout":
             return Reply(500, 36009007, "Internal timeout")
-        if form == 2:
+        if form == "bad_gateway_html":
             return Reply(502, 0, raw=b"<html><body><h1>502 Bad Gateway</h1></body></html>")
+        if form == "truncated_json":
+            return Reply(200, 0, raw=b'{"code": 0, "message": "Success", "data": {"target_collabor')
+        if form == "connection_reset":
+            return Reply(200, 0, "reset", lost=True)
         return Reply(503, 0, raw=b"")
 
     # --- endpoints ---------------------------------------------------------------------------
