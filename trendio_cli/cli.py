@@ -166,7 +166,7 @@ def init_cmd(
 
 @command("plan")
 def plan_cmd(
-    file: Annotated[Path, typer.Argument(help="The campaign file.")],
+    files: Annotated[list[Path], typer.Argument(help="A campaign file, several, or a folder of them.")],
     out: Annotated[Path | None, typer.Option("--out", help="Save the plan (JSON) for dry-run or execute.")] = None,
     on: Annotated[
         datetime | None, typer.Option("--date", formats=["%Y-%m-%d"], help="Plan for this day (default today).")
@@ -183,8 +183,25 @@ def plan_cmd(
     left out, and when the rest can go. `--out plan.json` saves it with a fingerprint of the ledger:
     `trendio execute plan.json` refuses it if the ledger changed since.
     """
+    from trendio_cli.commands.execute import expand_sources
     from trendio_cli.commands.plan import explain_creator, plan_campaign
 
+    paths = expand_sources(files)
+    if len(paths) > 1:
+        if out or explain:
+            raise BadInput("--out and --explain take a single campaign file")
+        plans = []
+        for path in paths:
+            plan, warnings = plan_campaign(path, str(ledger), on.date() if on else None)
+            for w in warnings:
+                stderr.print(w, markup=False)
+            plans.append(plan.summary())
+            if not as_json:
+                render.plan_view(plans[-1])
+        if as_json:
+            emit_json(envelope("plan", 0, plans=plans))
+        return
+    file = paths[0]
     if explain:
         result = explain_creator(file, str(ledger), explain, on.date() if on else None)
         if as_json:
@@ -206,7 +223,7 @@ def plan_cmd(
 
 @command("dry-run")
 def dry_run_cmd(
-    source: Annotated[Path, typer.Argument(help="A campaign file or a saved plan.")],
+    sources: Annotated[list[Path], typer.Argument(help="Campaign files, saved plans, or folders of them.")],
     ledger: LedgerOpt = Path("trendio.db"),
     base_url: BaseUrlOpt = None,
     as_json: JsonOpt = False,
@@ -214,22 +231,27 @@ def dry_run_cmd(
     """Build, batch and sign every request exactly as `execute` would, pace them on a simulated clock,
     and report; sends nothing and writes nothing. `--json` adds the requests (secrets redacted)."""
     from trendio_cli.commands.dryrun import dry_run
+    from trendio_cli.commands.execute import expand_sources
 
-    result = dry_run(source, str(ledger), base_url, include_requests=as_json)
-    for w in result.pop("warnings"):
-        stderr.print(w, markup=False)
+    results = []
+    for source in expand_sources(sources):
+        result = dry_run(source, str(ledger), base_url, include_requests=as_json)
+        for w in result.pop("warnings"):
+            stderr.print(w, markup=False)
+        results.append(result)
+        if not as_json:
+            render.dry_run_view(result)
     if as_json:
-        emit_json(envelope("dry-run", 0, **result))
-    else:
-        render.dry_run_view(result)
+        emit_json(envelope("dry-run", 0, **results[0]) if len(results) == 1 else envelope("dry-run", 0, runs=results))
 
 
 @command("execute")
 def execute_cmd(
-    source: Annotated[Path, typer.Argument(help="A campaign file (planned now) or a saved plan.")],
+    sources: Annotated[list[Path], typer.Argument(
+        help="A campaign file (planned now), a saved plan, several, or a folder of campaign files.")],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     max_requests: Annotated[
-        int | None, typer.Option("--max-requests", min=1, help="Send at most this many requests in this run.")
+        int | None, typer.Option("--max-requests", min=1, help="Send at most this many requests per campaign.")
     ] = None,
     ledger: LedgerOpt = Path("trendio.db"),
     base_url: BaseUrlOpt = None,
@@ -241,27 +263,50 @@ def execute_cmd(
     the brand's daily quota before it leaves, pairs marked pending before sending, and pairs left pending
     by a killed run reconciled with the platform before anything is resent. A stale saved plan is refused.
 
-    Exit codes: 0 done, 1 failure, 2 bad input, 3 partial, 4 stopped by a quota (work remains),
-    5 refused (stale plan, brand held by another run, credentials rejected), 130 interrupted.
+    Several files or a folder (`trendio execute campaigns/`): every campaign of every brand in one run;
+    brands run side by side sharing the rate limit, campaigns of a brand go by `priority`; a brand
+    another run holds is skipped, and a brand stopped by a quota or refused stops alone.
+
+    Exit codes (the worst brand's): 0 done or nothing to do, 1 failure, 2 bad input, 3 partial,
+    4 stopped by a quota (work remains), 5 refused (stale plan, brand held by another run, credentials
+    rejected), 130 interrupted.
     """
     import sys
 
-    from trendio_cli.commands.execute import execute, preview
+    from trendio_cli.commands.execute import execute, execute_many, expand_sources, preview
+    from trendio_cli.executor import ExecuteOptions
 
+    paths = expand_sources(sources)
+    options = ExecuteOptions(max_requests=max_requests)
     if not yes:
-        plan = preview(source, str(ledger))
+        plans = [preview(p, str(ledger)) for p in paths]
         if not sys.stdin.isatty():
             raise BadInput("not a terminal: pass --yes to execute without a confirmation prompt")
-        if not typer.confirm(f"Send {plan.pairs} invitations in {plan.requests['creates']} requests for "
-                             f"{plan.brand}/{plan.campaign}?", err=True):
+        what = ", ".join(f"{p.brand}/{p.campaign}" for p in plans)
+        if not typer.confirm(f"Send {sum(p.pairs for p in plans)} invitations in "
+                             f"{sum(p.requests['creates'] for p in plans)} requests for {what}?", err=True):
             raise typer.Exit(0)
+    many = len(paths) > 1 or any(src.is_dir() for src in sources)
     with render.ExecuteProgress(enabled=not as_json or sys.stderr.isatty()) as progress:
-        result = execute(source, ledger_path=str(ledger), base_url=base_url, on_progress=progress.update)
+        if many:
+            result = execute_many(paths, ledger_path=str(ledger), base_url=base_url, options=options,
+                                  on_progress=progress.update)
+        else:
+            result = execute(paths[0], ledger_path=str(ledger), base_url=base_url, options=options,
+                             on_progress=progress.update)
     code = result.pop("exit_code")
     if as_json:
-        errors = result.pop("errors")
-        result.pop("status")
+        if many:
+            errors = [{"brand": b["brand"], "message": b.get("note") or e.get("message"), **e}
+                      for b in result["brands"] for r in b["campaigns"] for e in r["errors"]]
+            errors += [{"brand": b["brand"], "message": b["note"]} for b in result["brands"]
+                       if b.get("note") and not b["campaigns"]]
+        else:
+            errors = result.pop("errors")
+            result.pop("status")
         emit_json(envelope("execute", code, errors, **result))
+    elif many:
+        render.execute_many_view(result)
     else:
         render.execute_view(result)
     raise typer.Exit(code)

@@ -36,36 +36,31 @@ def gmv_band(gmv: float | None) -> str:
 
 
 ENGAGEMENT_EDGES = (0.02, 0.04, 0.06, 0.10)
+RECENCY_EDGES = (7, 30, 90)  # days since the creator was last active
+
+
+def _band(value: float | None, edges: tuple[float, ...], show: Any) -> str:
+    """The band `value` falls in, named by its edges: "<a", "a-b", ..., "z+"."""
+    if value is None:
+        return "unknown"
+    i = bisect_right(edges, value)
+    if i == 0:
+        return f"<{show(edges[0])}"
+    if i == len(edges):
+        return f"{show(edges[-1])}+"
+    return f"{show(edges[i - 1])}-{show(edges[i])}"
 
 
 def engagement_band(rate: float | None) -> str:
-    if rate is None:
-        return "unknown"
-    for i, edge in enumerate(ENGAGEMENT_EDGES):
-        if rate < edge:
-            return f"<{edge:.0%}" if i == 0 else f"{ENGAGEMENT_EDGES[i - 1]:.0%}-{edge:.0%}"
-    return f"{ENGAGEMENT_EDGES[-1]:.0%}+"
-
-
-def _engagement_index(rate: float | None) -> int:
-    return -1 if rate is None else bisect_right(ENGAGEMENT_EDGES, rate)
-
-
-RECENCY_EDGES = (7, 30, 90)
+    return _band(rate, ENGAGEMENT_EDGES, lambda e: f"{e:.0%}")
 
 
 def recency_band(days: int | None) -> str:
-    """Days since the creator was last active, in bands."""
-    if days is None:
-        return "unknown"
-    for i, edge in enumerate(RECENCY_EDGES):
-        if days < edge:
-            return f"<{edge}d" if i == 0 else f"{RECENCY_EDGES[i - 1]}-{edge}d"
-    return f"{RECENCY_EDGES[-1]}d+"
+    return _band(days, RECENCY_EDGES, lambda e: f"{e}d")
 
 
-def _recency_index(days: int | None) -> int:
-    return -1 if days is None else bisect_right(RECENCY_EDGES, days)
+def _band_index(value: float | None, edges: tuple[float, ...]) -> int:
+    return -1 if value is None else bisect_right(edges, value)
 
 
 def _logit(p: float) -> float:
@@ -199,8 +194,8 @@ class Scorer:
         gmv = creator.gmv_30d or 0.0
         inactive = (self.today - creator.last_active).days if creator.last_active else None
         key = (tier.name, creator.category, int(math.log10(followers)) if followers >= 1 else 0,
-               int(math.log10(gmv)) if gmv >= 10 else -1, _engagement_index(creator.engagement_rate),
-               _recency_index(inactive))
+               int(math.log10(gmv)) if gmv >= 10 else -1, _band_index(creator.engagement_rate, ENGAGEMENT_EDGES),
+               _band_index(inactive, RECENCY_EDGES))
         p = self._cache.get(key)
         if p is None:
             p = self._cache[key] = self.model.probability(

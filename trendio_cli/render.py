@@ -143,6 +143,20 @@ def creators_view(result: dict[str, Any], console: Console = stdout) -> None:
         console.print(h)
 
 
+def execute_many_view(result: dict[str, Any], console: Console = stdout) -> None:
+    t = _table("Run over every campaign", "brand", "status", "exit", "campaigns", "sent", "requests", "note")
+    for b in result["brands"]:
+        t.add_row(b["brand"], b["status"], str(b["exit_code"]),
+                  ", ".join(r["campaign"] for r in b["campaigns"]) or "-",
+                  str(sum(r["counts"]["sent"] for r in b["campaigns"])),
+                  str(sum(r["counts"]["requests"] for r in b["campaigns"])), b.get("note", ""))
+    console.print(t)
+    for b in result["brands"]:
+        for r in b["campaigns"]:
+            for e in r["errors"][:3]:
+                console.print(f"{b['brand']}/{r['campaign']}: {e.get('message')}")
+
+
 def status_view(result: dict[str, Any], console: Console = stdout) -> None:
     t = _table(f"Ledger {result['ledger']}", "brand", "invited", "answered", "in flight", "not sent",
                "req today")

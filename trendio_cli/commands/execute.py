@@ -16,8 +16,8 @@ from trendio_cli.api.credentials import check_base_url, credentials_for, is_loop
 from trendio_cli.api.endpoints import DEFAULT_BASE_URL
 from trendio_cli.campaign import Campaign
 from trendio_cli.creators import Creator
-from trendio_cli.errors import EXIT_QUOTA, Refused
-from trendio_cli.executor import Counts, ExecuteOptions, Executor, Stop
+from trendio_cli.errors import EXIT_QUOTA, EXIT_REFUSED, BadInput, ProblemsFound, Refused
+from trendio_cli.executor import EXIT_INTERRUPTED, Counts, ExecuteOptions, Executor, Stop
 from trendio_cli.inputs import is_plan_file, load_campaign_inputs, load_plan
 from trendio_cli.ledger import Ledger, iso
 from trendio_cli.pacing import Pacer, PaceRule, scope_key
@@ -65,8 +65,104 @@ def execute(
                                 on_progress, now))
 
 
+def expand_sources(sources: list[Path]) -> list[Path]:
+    """Files as given; a folder stands for every campaign file (*.yaml, *.yml) below it."""
+    out: list[Path] = []
+    for src in sources:
+        if src.is_dir():
+            found = sorted(p for p in src.rglob("*") if p.suffix.lower() in (".yaml", ".yml") and p.is_file())
+            if not found:
+                raise BadInput(f"{src}: no campaign files (*.yaml) in this folder")
+            out.extend(found)
+        else:
+            out.append(src)
+    return out
+
+
+def execute_many(
+    sources: list[Path],
+    *,
+    ledger_path: str,
+    base_url: str | None,
+    options: ExecuteOptions | None = None,
+    on_progress: Callable[[Counts, Plan | None], None] | None = None,
+) -> dict[str, Any]:
+    """Every campaign of every brand in one run. Brands run side by side and share the app's rate limit
+    (each with an equal share of the workers); inside a brand, campaigns go by `priority`, highest first.
+    A brand held by another run is skipped; a brand stopped by a quota or refused credentials stops alone.
+    The exit code is the worst of the brands'."""
+    options = options or ExecuteOptions()
+    paths = expand_sources(sources)
+    loaded = []
+    problems: list[str] = []
+    for path in paths:  # every input is checked before the ledger is touched
+        try:
+            if is_plan_file(path):
+                plan = load_plan(path)
+                loaded.append((path, plan.campaign_model(), [], plan))
+            else:
+                inputs = load_campaign_inputs(path)
+                loaded.append((path, inputs.campaign, inputs.creators, None))
+        except ProblemsFound as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise ProblemsFound(problems)
+    keys = [(c.brand, c.campaign) for _, c, _, _ in loaded]
+    if len(set(keys)) != len(keys):
+        dup = next(k for k in keys if keys.count(k) > 1)
+        raise BadInput(f"campaign {dup[1]} of brand {dup[0]} is given twice")
+    now = datetime.now(timezone.utc)
+    for _, campaign, _, _ in loaded:
+        check_not_ended(campaign, now)
+    url = check_base_url(base_url or DEFAULT_BASE_URL)
+    by_brand: dict[str, list[Any]] = {}
+    for item in loaded:
+        by_brand.setdefault(item[1].brand, []).append(item)
+    creds = {b: credentials_for(b, allow_sandbox_defaults=is_loopback_url(url)) for b in by_brand}
+    share = max(4, options.concurrency // max(1, len(by_brand)))
+    brand_options = ExecuteOptions(**{**options.__dict__, "concurrency": share})
+    return asyncio.run(_execute_brands(by_brand, creds, ledger_path, url, brand_options, on_progress))
+
+
+async def _execute_brands(by_brand: dict[str, list[Any]], creds: dict[str, Any], ledger_path: str, url: str,
+                          options: ExecuteOptions, on_progress: Any) -> dict[str, Any]:
+    running: list[Executor] = []
+    loop = asyncio.get_running_loop()
+    _on_signals(loop, lambda: [e.request_stop() for e in running])
+
+    async def one_brand(brand: str, items: list[Any]) -> dict[str, Any]:
+        results: list[dict[str, Any]] = []
+        outcome = {"brand": brand, "exit_code": 0, "status": "success", "campaigns": results}
+        for path, campaign, creators, saved in sorted(items, key=lambda it: -it[1].priority):
+            try:
+                result = await _execute(path, campaign, creators, saved, ledger_path, url, creds[brand], options,
+                                        on_progress, None, running)
+            except Refused as exc:
+                if "is held by run" in exc.message:
+                    outcome.update(status="skipped", note=exc.message)  # another run has it: not an error
+                else:
+                    outcome.update(status="refused", exit_code=exc.exit_code, note=exc.message)
+                return outcome
+            results.append(result)
+            outcome["exit_code"] = max(outcome["exit_code"], result["exit_code"])
+            if result["exit_code"] in (EXIT_QUOTA, EXIT_REFUSED, EXIT_INTERRUPTED):
+                break  # this brand is done for now; the others go on
+        outcome["status"] = STATUS_BY_EXIT.get(int(outcome["exit_code"]), "error")
+        return outcome
+
+    brands = await asyncio.gather(*(one_brand(b, items) for b, items in sorted(by_brand.items())))
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.remove_signal_handler(sig)
+    worst = max((b["exit_code"] for b in brands), default=0)
+    return {"exit_code": worst, "brands": brands,
+            "counts": {k: sum(r["counts"][k] for b in brands for r in b["campaigns"])
+                       for k in ("sent", "conflict", "ineligible", "failed", "unsent", "requests")}}
+
+
 async def _execute(source, campaign: Campaign, creators, saved_plan, ledger_path, url, creds, options,
-                   on_progress, plan_now) -> dict[str, Any]:
+                   on_progress, plan_now, running: list[Executor] | None = None) -> dict[str, Any]:
+    """One campaign, one run. With `running`, the caller handles signals for every executor it lists."""
     started = time.monotonic()
     ledger = Ledger.open(ledger_path)
     brand = campaign.brand
@@ -99,9 +195,10 @@ async def _execute(source, campaign: Campaign, creators, saved_plan, ledger_path
                              create_version=campaign.api_version) as client:
             executor = Executor(ledger, campaign, client, pacer, run_id, options,
                                 on_progress=(lambda c: on_progress(c, plan)) if on_progress else None)
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                with contextlib.suppress(NotImplementedError, RuntimeError):
-                    loop.add_signal_handler(sig, executor.request_stop)
+            if running is None:
+                _on_signals(loop, executor.request_stop)
+            else:
+                running.append(executor)
             heartbeat = asyncio.create_task(executor.heartbeat())
             ledger.clear_planned(brand)
             await executor.reconcile_pending()
@@ -124,14 +221,13 @@ async def _execute(source, campaign: Campaign, creators, saved_plan, ledger_path
                 await executor.run(plan.batches)
             if executor.stop is None and plan is not None:
                 _stop_for_deferred_work(executor, plan)
-    except Refused as exc:
-        ledger.finish_run(run_id, status="refused", exit_code=exc.exit_code,
-                          counts=executor.counts.as_dict() if executor else {}, errors=[{"message": exc.message}])
-        await _cleanup(ledger, brand, run_id, pacer, heartbeat, loop)
-        raise
-    except BaseException:
-        ledger.finish_run(run_id, status="error", exit_code=1,
-                          counts=executor.counts.as_dict() if executor else {}, errors=[{"message": "crashed"}])
+    except BaseException as exc:
+        # the run's row says how it ended, whatever ended it; then the lock and the planned rows go
+        refused = isinstance(exc, Refused)
+        ledger.finish_run(run_id, status="refused" if refused else "error",
+                          exit_code=exc.exit_code if refused else 1,
+                          counts=executor.counts.as_dict() if executor else {},
+                          errors=[{"message": exc.message if refused else f"{type(exc).__name__}: {exc}"}])
         await _cleanup(ledger, brand, run_id, pacer, heartbeat, loop)
         raise
     assert executor is not None
@@ -184,6 +280,12 @@ def _remember_creators(ledger: Ledger, brand: str, creators: list[Creator], chos
     ledger.upsert_creators(brand, (
         {"creator_id": c.creator_id, **c.attributes(), "extra": c.extra} for c in creators if c.creator_id in chosen
     ))
+
+
+def _on_signals(loop: asyncio.AbstractEventLoop, handler: Callable[[], None]) -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, handler)
 
 
 async def _cleanup(ledger: Ledger, brand: str, run_id: int, pacer: Pacer, heartbeat, loop) -> None:

@@ -1,0 +1,106 @@
+"""Every campaign of every brand in one run: fair sharing, priorities, one brand's failure stays its own."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+from helpers import json_out, run_cli, write_campaign
+from trendio_cli.api.credentials import Credentials, sandbox_accepted_credentials
+from trendio_cli.sandbox.server import SandboxServer
+from trendio_cli.sandbox.state import SandboxSettings
+
+BRANDS = ("alpha", "beta", "gamma")
+
+
+def creds() -> list[Credentials]:
+    base = sandbox_accepted_credentials({})[0]
+    return [base] + [Credentials(base.app_key, base.app_secret, f"token-{b}", f"cipher-{b}") for b in BRANDS]
+
+
+def brand_env() -> dict[str, str]:
+    env = {}
+    for b in BRANDS:
+        env[f"TRENDIO_{b.upper()}_ACCESS_TOKEN"] = f"token-{b}"
+        env[f"TRENDIO_{b.upper()}_SHOP_CIPHER"] = f"cipher-{b}"
+    return env
+
+
+def folder(tmp_path: Path) -> Path:
+    root = tmp_path / "campaigns"
+    write_campaign(root / "alpha-low", 60, start=0, brand="alpha", campaign="alpha-low", priority=1,
+                   limits={"creators_per_request": 2})
+    write_campaign(root / "alpha-high", 60, start=1000, brand="alpha", campaign="alpha-high", priority=9,
+                   limits={"creators_per_request": 2})
+    write_campaign(root / "beta", 60, start=2000, brand="beta", campaign="beta-one", limits={"creators_per_request": 2})
+    write_campaign(root / "gamma", 60, start=3000, brand="gamma", campaign="gamma-one",
+                   limits={"creators_per_request": 2})
+    return root
+
+
+def test_one_run_schedules_every_campaign_of_every_brand(tmp_path: Path):
+    root = folder(tmp_path)
+    ledger = tmp_path / "l.db"
+    with SandboxServer(SandboxSettings(latency_ms=40, ineligible_permille=0), credentials=creds()) as sb:
+        env = {"TRENDIO_BASE_URL": sb.url, "TRENDIO_LEDGER": str(ledger), **brand_env(),
+               "TRENDIO_GAMMA_ACCESS_TOKEN": "revoked-token"}
+        proc = run_cli("execute", root, "--yes", "--json", env=env, timeout=300)
+        doc = json_out(proc)
+        stats = sb.stats()
+    by_brand = {b["brand"]: b for b in doc["brands"]}
+    assert proc.returncode == 5 == doc["exit_code"]  # the worst brand's: gamma's credentials were refused
+    assert by_brand["gamma"]["exit_code"] == 5 and by_brand["gamma"]["campaigns"][0]["counts"]["sent"] == 0
+    assert by_brand["alpha"]["exit_code"] == 0 and by_brand["beta"]["exit_code"] == 0
+    assert [r["campaign"] for r in by_brand["alpha"]["campaigns"]] == ["alpha-high", "alpha-low"]  # priority
+    assert all(r["counts"]["sent"] == 180 for b in ("alpha", "beta") for r in by_brand[b]["campaigns"])
+    assert stats["http_429"] == 0 and stats["max_requests_in_window"] <= 50
+    conn = sqlite3.connect(ledger)
+    rows = dict(conn.execute("SELECT brand, COUNT(*) FROM invitations WHERE state = 'sent' GROUP BY brand"))
+    assert rows == {"alpha": 360, "beta": 180}
+    # alpha and beta ran side by side: their requests interleave instead of one brand waiting for the other
+    calls = [b for b, in conn.execute("SELECT brand FROM api_calls WHERE brand IN ('alpha', 'beta') ORDER BY id")]
+    first_beta = calls.index("beta")
+    assert first_beta < len(calls) // 2
+
+
+def test_a_scheduled_run_with_nothing_to_do_is_quick_and_free(tmp_path: Path):
+    root = folder(tmp_path)
+    ledger = tmp_path / "l.db"
+    with SandboxServer(SandboxSettings(ineligible_permille=0), credentials=creds()) as sb:
+        env = {"TRENDIO_BASE_URL": sb.url, "TRENDIO_LEDGER": str(ledger), **brand_env()}
+        run_cli("execute", root, "--yes", env=env, check=0, timeout=300)
+        before = sb.stats()["requests"]
+        started = time.monotonic()
+        again = run_cli("execute", root, "--yes", "--json", env=env, check=0)
+        elapsed = time.monotonic() - started
+        assert sb.stats()["requests"] == before
+    assert json_out(again)["counts"]["requests"] == 0
+    assert elapsed < 15
+
+
+def test_overlapping_runs_skip_the_brands_another_run_holds(tmp_path: Path):
+    root = folder(tmp_path)
+    ledger = tmp_path / "l.db"
+    from trendio_cli.ledger import Ledger
+
+    with Ledger.open(ledger) as led:  # a live run (this test process) holds alpha
+        run = led.start_run(brand="alpha", campaign="x", command="execute")
+        led.acquire_brand_lock("alpha", run)
+    with SandboxServer(SandboxSettings(ineligible_permille=0), credentials=creds()) as sb:
+        env = {"TRENDIO_BASE_URL": sb.url, "TRENDIO_LEDGER": str(ledger), **brand_env()}
+        doc = json_out(run_cli("execute", root, "--yes", "--json", env=env, check=0, timeout=300))
+    by_brand = {b["brand"]: b for b in doc["brands"]}
+    assert by_brand["alpha"]["status"] == "skipped" and "held by run" in by_brand["alpha"]["note"]
+    assert by_brand["beta"]["status"] == by_brand["gamma"]["status"] == "success"
+
+
+def test_plan_and_dry_run_take_a_folder_too(tmp_path: Path):
+    root = folder(tmp_path)
+    env = {"TRENDIO_LEDGER": str(tmp_path / "l.db")}
+    plans = json_out(run_cli("plan", root, "--json", env=env, check=0))["plans"]
+    assert sorted(p["campaign"] for p in plans) == ["alpha-high", "alpha-low", "beta-one", "gamma-one"]
+    runs = json_out(run_cli("dry-run", root, "--json", env=env, check=0))["runs"]
+    assert sum(r["requests_total"] for r in runs) == 4 * 30
+    bad = run_cli("plan", root, "--out", tmp_path / "p.json", env=env)
+    assert bad.returncode == 2 and "single campaign file" in bad.stderr
