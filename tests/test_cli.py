@@ -13,7 +13,7 @@ from trendio_cli import __version__
 from trendio_cli.cli import app
 
 COMMANDS = ["validate", "init", "plan", "dry-run", "execute", "sync", "status", "runs", "quota", "demo", "sandbox",
-            "creators", "dashboard", "report"]
+            "creators", "dashboard", "report", "ledger"]
 runner = CliRunner()
 
 

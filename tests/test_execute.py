@@ -313,3 +313,12 @@ def test_demo_runs_the_whole_flow(tmp_path: Path):
     assert doc["validate"]["errors"] == 0
     assert doc["execute"]["counts"]["sent"] > 1000
     assert doc["sandbox_stats"]["duplicate_attempts"] == 0 and doc["sandbox_stats"]["http_429"] == 0
+
+
+def test_max_requests_caps_a_run(tmp_path: Path):
+    campaign = write_campaign(tmp_path, 40, limits={"creators_per_request": 1})
+    ledger = tmp_path / "l.db"
+    with SandboxServer(SandboxSettings(ineligible_permille=0)) as sb:
+        proc = run_cli("execute", campaign, "--yes", "--json", "--max-requests", "3", env=env_for(sb, ledger))
+        assert proc.returncode == 4 and json_out(proc)["stop_reason"] == "max_requests"
+        assert sb.stats()["requests"] == 3 and len(sent_pairs(ledger)) == 9

@@ -240,3 +240,34 @@ def test_a_locked_ledger_and_a_damaged_one_give_one_line_each(tmp_path: Path):
     proc = subprocess.run([sys.executable, "-m", "trendio_cli", "status"], capture_output=True, text=True,
                           env={**os.environ, "TRENDIO_LEDGER": str(damaged)}, timeout=60)
     assert proc.returncode == 1 and "ledger" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_export_then_import_loses_nothing(tmp_path: Path):
+    src = tmp_path / "a.db"
+    with Ledger.open(src) as ledger:
+        run = ledger.start_run(brand="b", campaign="c", command="x")
+        ledger.insert_planned("b", "c", run, [("1", "p", "t", "k"), ("2", "p", "t", "k")])
+        ledger.claim("b", run, "k", [("1", "p")])
+        ledger.mark("b", [("1", "p")], "sent", collaboration_id="9")
+        ledger.reserve_call(brand="b", quota_day="d", endpoint="e", limit=9, run_id=run)
+        ledger.flag_creators("b", ["3"], "blocked", "hand")
+    env = {**os.environ, "TRENDIO_LEDGER": str(src)}
+    out = subprocess.run([sys.executable, "-m", "trendio_cli", "ledger", "export"], capture_output=True, text=True,
+                         env=env, check=True).stdout
+    (tmp_path / "x.jsonl").write_text(out)
+    dst = tmp_path / "b.db"
+    imp = subprocess.run([sys.executable, "-m", "trendio_cli", "ledger", "import", str(tmp_path / "x.jsonl"),
+                          "--ledger", str(dst)], capture_output=True, text=True, env=env)
+    assert imp.returncode == 0, imp.stderr
+    again = subprocess.run([sys.executable, "-m", "trendio_cli", "ledger", "export", "--ledger", str(dst)],
+                           capture_output=True, text=True, env=env, check=True).stdout
+    assert again == out and out.count("\n") == 7  # the header and six rows
+    twice = subprocess.run([sys.executable, "-m", "trendio_cli", "ledger", "import", str(tmp_path / "x.jsonl"),
+                            "--ledger", str(dst)], capture_output=True, text=True, env=env)
+    assert twice.returncode == 2 and "not empty" in twice.stderr
+    (tmp_path / "bad.jsonl").write_text(out.replace('"table": "invitations"', '"table": "nope"', 1))
+    bad = subprocess.run([sys.executable, "-m", "trendio_cli", "ledger", "import", str(tmp_path / "bad.jsonl"),
+                          "--ledger", str(tmp_path / "c.db")], capture_output=True, text=True, env=env)
+    assert bad.returncode == 2 and "unknown table" in bad.stderr
+    with Ledger.open(tmp_path / "c.db") as ledger:
+        assert ledger.is_empty()  # all or nothing

@@ -640,6 +640,50 @@ def report_cmd(
         stderr.print(f"report written to {html_out}")
 
 
+ledger_app = typer.Typer(help="Move a ledger: export it as JSON lines, import it into a new ledger.",
+                         no_args_is_help=True, rich_markup_mode="markdown")
+app.add_typer(ledger_app, name="ledger")
+
+
+@ledger_app.command("export")
+def ledger_export_cmd(
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write here (default: stdout).")] = None,
+    ledger: LedgerOpt = Path("trendio.db"),
+) -> None:
+    """Every row of the ledger as JSON lines (the first line says what it is), to move it without loss."""
+    from trendio_cli.commands.ledger_io import export_ledger
+
+    @command("ledger export", register=False)
+    def run(as_json: bool = False) -> None:
+        counts = export_ledger(str(ledger), out)
+        if out:
+            stderr.print(f"exported {sum(counts.values())} rows to {out}: "
+                         + ", ".join(f"{k} {v}" for k, v in counts.items()))
+
+    run()
+
+
+@ledger_app.command("import")
+def ledger_import_cmd(
+    source: Annotated[Path, typer.Argument(help="A file written by `trendio ledger export`.")],
+    ledger: LedgerOpt = Path("trendio.db"),
+    as_json: JsonOpt = False,
+) -> None:
+    """Load an export into a new (empty) ledger, all rows or none."""
+    from trendio_cli.commands.ledger_io import import_ledger
+
+    @command("ledger import", register=False)
+    def run(as_json: bool = False) -> None:
+        counts = import_ledger(str(ledger), source)
+        if as_json:
+            emit_json(envelope("ledger import", 0, rows=counts))
+        else:
+            stderr.print(f"imported {sum(counts.values())} rows into {ledger}: "
+                         + ", ".join(f"{k} {v}" for k, v in counts.items()))
+
+    run(as_json=as_json)
+
+
 # --- sandbox ----------------------------------------------------------------------------------------
 @command("sandbox")
 def sandbox_cmd(

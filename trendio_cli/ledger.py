@@ -743,6 +743,37 @@ class Ledger:
                + (" WHERE r.brand = ?" if brand else "") + " GROUP BY 1, 2")
         return {(b, c): n for b, c, n in self.conn.execute(sql, (brand,) if brand else ())}
 
+    # --- moving a ledger ----------------------------------------------------------------------
+    EXPORTED_TABLES = ("runs", "invitations", "api_calls", "quota_usage", "creators", "plans", "run_locks")
+
+    def export_rows(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Every row of every table, table by table, in primary-key order (for JSONL export)."""
+        for table in self.EXPORTED_TABLES:
+            cur = self.conn.execute(f"SELECT * FROM {table} ORDER BY rowid")
+            names = [d[0] for d in cur.description]
+            for row in cur:
+                yield table, dict(zip(names, row))
+
+    def is_empty(self) -> bool:
+        return not any(self.conn.execute(f"SELECT 1 FROM {t} LIMIT 1").fetchone() for t in self.EXPORTED_TABLES)
+
+    def import_rows(self, rows: Iterable[tuple[str, dict[str, Any]]]) -> dict[str, int]:
+        """Insert exported rows as they are (ids kept), in one transaction: all or nothing."""
+        counts: dict[str, int] = {}
+        columns = {t: {r[1] for r in self.conn.execute(f"PRAGMA table_info({t})")} for t in self.EXPORTED_TABLES}
+        with self.transaction() as c:
+            for table, row in rows:
+                if table not in columns:
+                    raise LedgerError(f"unknown table {table!r} in the import")
+                unknown = set(row) - columns[table]
+                if unknown:
+                    raise LedgerError(f"unknown column(s) {', '.join(sorted(unknown))} of {table} in the import")
+                names = list(row)
+                c.execute(f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+                          [row[n] for n in names])
+                counts[table] = counts.get(table, 0) + 1
+        return counts
+
     # --- helpers -----------------------------------------------------------------------------
     def brands(self) -> list[str]:
         rows = self.conn.execute(
