@@ -460,14 +460,15 @@ app.add_typer(creators_app, name="creators")
 BrandOpt = Annotated[str | None, typer.Option("--brand", help="The brand (default: the ledger's only brand).")]
 
 
-def _creators_command(name: str) -> Callable[[F], F]:
+def sub_command(group: typer.Typer, group_name: str, name: str) -> Callable[[F], F]:
+    """A command of a group (`trendio creators list`), with the same error handling as the others."""
     def deco(fn: F) -> F:
-        wrapped = command(f"creators {name}", register=False)(fn)
-        return creators_app.command(name)(wrapped)  # type: ignore[return-value]
+        wrapped = command(f"{group_name} {name}", register=False)(fn)
+        return group.command(name)(wrapped)  # type: ignore[return-value]
     return deco
 
 
-@_creators_command("list")
+@sub_command(creators_app, "creators", "list")
 def creators_list_cmd(
     flag: Annotated[str | None, typer.Option("--flag", help="Only creators with this flag in force.")] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many, most recently invited first.")] = 50,
@@ -485,7 +486,7 @@ def creators_list_cmd(
         render.creators_view(result)
 
 
-@_creators_command("show")
+@sub_command(creators_app, "creators", "show")
 def creators_show_cmd(
     creator_ids: Annotated[list[str], typer.Argument(help="Creator ids.")],
     brand: BrandOpt = None,
@@ -502,7 +503,7 @@ def creators_show_cmd(
         render.creators_view(result)
 
 
-@_creators_command("flag")
+@sub_command(creators_app, "creators", "flag")
 def creators_flag_cmd(
     creator_ids: Annotated[list[str], typer.Argument(help="Creator ids.")],
     as_: Annotated[str, typer.Option("--as", help="blocked, unresponsive, inactive or ineligible.")] = "blocked",
@@ -524,7 +525,7 @@ def creators_flag_cmd(
         render.creators_view(result)
 
 
-@_creators_command("block")
+@sub_command(creators_app, "creators", "block")
 def creators_block_cmd(
     creator_ids: Annotated[list[str], typer.Argument(help="Creator ids.")],
     reason: Annotated[str | None, typer.Option("--reason", help="Why, for the record.")] = None,
@@ -542,7 +543,7 @@ def creators_block_cmd(
         render.creators_view(result)
 
 
-@_creators_command("unflag")
+@sub_command(creators_app, "creators", "unflag")
 def creators_unflag_cmd(
     creator_ids: Annotated[list[str], typer.Argument(help="Creator ids.")],
     brand: BrandOpt = None,
@@ -645,7 +646,7 @@ ledger_app = typer.Typer(help="Move a ledger: export it as JSON lines, import it
 app.add_typer(ledger_app, name="ledger")
 
 
-@ledger_app.command("export")
+@sub_command(ledger_app, "ledger", "export")
 def ledger_export_cmd(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write here (default: stdout).")] = None,
     ledger: LedgerOpt = Path("trendio.db"),
@@ -653,17 +654,13 @@ def ledger_export_cmd(
     """Every row of the ledger as JSON lines (the first line says what it is), to move it without loss."""
     from trendio_cli.commands.ledger_io import export_ledger
 
-    @command("ledger export", register=False)
-    def run(as_json: bool = False) -> None:
-        counts = export_ledger(str(ledger), out)
-        if out:
-            stderr.print(f"exported {sum(counts.values())} rows to {out}: "
-                         + ", ".join(f"{k} {v}" for k, v in counts.items()))
-
-    run()
+    counts = export_ledger(str(ledger), out)
+    if out:
+        stderr.print(f"exported {sum(counts.values())} rows to {out}: "
+                     + ", ".join(f"{k} {v}" for k, v in counts.items()))
 
 
-@ledger_app.command("import")
+@sub_command(ledger_app, "ledger", "import")
 def ledger_import_cmd(
     source: Annotated[Path, typer.Argument(help="A file written by `trendio ledger export`.")],
     ledger: LedgerOpt = Path("trendio.db"),
@@ -672,16 +669,12 @@ def ledger_import_cmd(
     """Load an export into a new (empty) ledger, all rows or none."""
     from trendio_cli.commands.ledger_io import import_ledger
 
-    @command("ledger import", register=False)
-    def run(as_json: bool = False) -> None:
-        counts = import_ledger(str(ledger), source)
-        if as_json:
-            emit_json(envelope("ledger import", 0, rows=counts))
-        else:
-            stderr.print(f"imported {sum(counts.values())} rows into {ledger}: "
-                         + ", ".join(f"{k} {v}" for k, v in counts.items()))
-
-    run(as_json=as_json)
+    counts = import_ledger(str(ledger), source)
+    if as_json:
+        emit_json(envelope("ledger import", 0, rows=counts))
+    else:
+        stderr.print(f"imported {sum(counts.values())} rows into {ledger}: "
+                     + ", ".join(f"{k} {v}" for k, v in counts.items()))
 
 
 # --- sandbox ----------------------------------------------------------------------------------------
