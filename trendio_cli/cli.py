@@ -37,8 +37,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout and nothing else there.")]
 LedgerOpt = Annotated[
-    Path,
-    typer.Option("--ledger", envvar="TRENDIO_LEDGER", help="The SQLite ledger file.", show_default=True),
+    str,
+    typer.Option("--ledger", envvar="TRENDIO_LEDGER", show_default=True,
+                 help="The ledger: a SQLite file, or a PostgreSQL URL (postgresql://user:password@host/db)."),
 ]
 BaseUrlOpt = Annotated[
     str | None,
@@ -47,6 +48,11 @@ BaseUrlOpt = Annotated[
         help="API base URL (default: the real API host). Plain http:// only for loopback (the sandbox).",
     ),
 ]
+
+
+def shown_ledger(ledger: str) -> str:
+    """A ledger location fit to print: a PostgreSQL URL loses its user and password."""
+    return f"postgresql://…@{ledger.split('@')[-1]}" if "://" in ledger else ledger
 
 
 def _version(value: bool) -> None:
@@ -174,7 +180,7 @@ def plan_cmd(
     explain: Annotated[
         str | None, typer.Option("--explain", metavar="CREATOR", help="Show the factors behind this creator's rank.")
     ] = None,
-    ledger: LedgerOpt = Path("trendio.db"),
+    ledger: LedgerOpt = "trendio.db",
     as_json: JsonOpt = False,
 ) -> None:
     """Decide who gets invited today, in which requests, at what cost in requests; changes nothing.
@@ -224,7 +230,7 @@ def plan_cmd(
 @command("dry-run")
 def dry_run_cmd(
     sources: Annotated[list[Path], typer.Argument(help="Campaign files, saved plans, or folders of them.")],
-    ledger: LedgerOpt = Path("trendio.db"),
+    ledger: LedgerOpt = "trendio.db",
     base_url: BaseUrlOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -253,7 +259,7 @@ def execute_cmd(
     max_requests: Annotated[
         int | None, typer.Option("--max-requests", min=1, help="Send at most this many requests per campaign.")
     ] = None,
-    ledger: LedgerOpt = Path("trendio.db"),
+    ledger: LedgerOpt = "trendio.db",
     base_url: BaseUrlOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -318,7 +324,7 @@ def sync_cmd(
         str | None, typer.Option("--campaign", help="A campaign file, or a campaign id: only its invitations.")
     ] = None,
     brand: Annotated[str | None, typer.Option("--brand", help="Only this brand (default: every brand).")] = None,
-    ledger: LedgerOpt = Path("trendio.db"),
+    ledger: LedgerOpt = "trendio.db",
     base_url: BaseUrlOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -345,7 +351,7 @@ def sync_cmd(
 @command("status")
 def status_cmd(
     brand: Annotated[str | None, typer.Option("--brand", help="Only this brand.")] = None,
-    ledger: LedgerOpt = Path("trendio.db"),
+    ledger: LedgerOpt = "trendio.db",
     as_json: JsonOpt = False,
 ) -> None:
     """Ledger summary: invitations by state per brand, requests today, pending pairs, locks, last runs."""
@@ -362,7 +368,7 @@ def status_cmd(
 def runs_cmd(
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many runs, newest first.")] = 20,
     brand: Annotated[str | None, typer.Option("--brand", help="Only this brand.")] = None,
-    ledger: LedgerOpt = Path("trendio.db"),
+    ledger: LedgerOpt = "trendio.db",
     as_json: JsonOpt = False,
 ) -> None:
     """Run history with outcomes: who, what, when, counts, exit code."""
@@ -381,7 +387,7 @@ def quota_cmd(
     campaign: Annotated[
         Path | None, typer.Option("--campaign", help="Use this campaign file's limits (default: platform rules).")
     ] = None,
-    ledger: LedgerOpt = Path("trendio.db"),
+    ledger: LedgerOpt = "trendio.db",
     as_json: JsonOpt = False,
 ) -> None:
     """Requests used and left today, outreach used and left this week, and when each resets."""
@@ -473,7 +479,7 @@ def creators_list_cmd(
     flag: Annotated[str | None, typer.Option("--flag", help="Only creators with this flag in force.")] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many, most recently invited first.")] = 50,
     brand: BrandOpt = None,
-    ledger: LedgerOpt = Path("trendio.db"),
+    ledger: LedgerOpt = "trendio.db",
     as_json: JsonOpt = False,
 ) -> None:
     """List creators: invitations, answers, the flag in force (blocked, unresponsive, inactive, ineligible)."""
@@ -490,7 +496,7 @@ def creators_list_cmd(
 def creators_show_cmd(
     creator_ids: Annotated[list[str], typer.Argument(help="Creator ids.")],
     brand: BrandOpt = None,
-    ledger: LedgerOpt = Path("trendio.db"),
+    ledger: LedgerOpt = "trendio.db",
     as_json: JsonOpt = False,
 ) -> None:
     """One creator's whole history: every invitation, its state and answer, and the flag in force."""
@@ -512,7 +518,7 @@ def creators_flag_cmd(
     ] = None,
     reason: Annotated[str | None, typer.Option("--reason", help="Why, for the record.")] = None,
     brand: BrandOpt = None,
-    ledger: LedgerOpt = Path("trendio.db"),
+    ledger: LedgerOpt = "trendio.db",
     as_json: JsonOpt = False,
 ) -> None:
     """Flag creators by hand: plans leave them out while the flag is in force."""
@@ -530,7 +536,7 @@ def creators_block_cmd(
     creator_ids: Annotated[list[str], typer.Argument(help="Creator ids.")],
     reason: Annotated[str | None, typer.Option("--reason", help="Why, for the record.")] = None,
     brand: BrandOpt = None,
-    ledger: LedgerOpt = Path("trendio.db"),
+    ledger: LedgerOpt = "trendio.db",
     as_json: JsonOpt = False,
 ) -> None:
     """Block creators for good: never planned again for this brand (until unflagged)."""
@@ -547,7 +553,7 @@ def creators_block_cmd(
 def creators_unflag_cmd(
     creator_ids: Annotated[list[str], typer.Argument(help="Creator ids.")],
     brand: BrandOpt = None,
-    ledger: LedgerOpt = Path("trendio.db"),
+    ledger: LedgerOpt = "trendio.db",
     as_json: JsonOpt = False,
 ) -> None:
     """Remove any flag: the creators may be planned again."""
@@ -567,7 +573,7 @@ def dashboard_cmd(
     interval: Annotated[float, typer.Option("--interval", min=0.5, help="Seconds between redraws.")] = 2.0,
     brand: Annotated[str | None, typer.Option("--brand", help="Only this brand (merchant).")] = None,
     campaign: Annotated[str | None, typer.Option("--campaign", help="Only this campaign id (merchant).")] = None,
-    ledger: LedgerOpt = Path("trendio.db"),
+    ledger: LedgerOpt = "trendio.db",
     as_json: JsonOpt = False,
 ) -> None:
     """Terminal dashboards drawn from the ledger alone, so they can watch a run in another terminal.
@@ -616,7 +622,7 @@ def report_cmd(
     campaign: Annotated[str, typer.Argument(help="A campaign file or a campaign id.")],
     html_out: Annotated[Path, typer.Option("--html", help="Write the report to this HTML file.")],
     brand: Annotated[str | None, typer.Option("--brand", help="The brand (with a campaign id).")] = None,
-    ledger: LedgerOpt = Path("trendio.db"),
+    ledger: LedgerOpt = "trendio.db",
     as_json: JsonOpt = False,
 ) -> None:
     """A merchant report in one self-contained HTML file (no network needed to view it): invitations
@@ -649,7 +655,7 @@ app.add_typer(ledger_app, name="ledger")
 @sub_command(ledger_app, "ledger", "export")
 def ledger_export_cmd(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write here (default: stdout).")] = None,
-    ledger: LedgerOpt = Path("trendio.db"),
+    ledger: LedgerOpt = "trendio.db",
 ) -> None:
     """Every row of the ledger as JSON lines (the first line says what it is), to move it without loss."""
     from trendio_cli.commands.ledger_io import export_ledger
@@ -663,7 +669,7 @@ def ledger_export_cmd(
 @sub_command(ledger_app, "ledger", "import")
 def ledger_import_cmd(
     source: Annotated[Path, typer.Argument(help="A file written by `trendio ledger export`.")],
-    ledger: LedgerOpt = Path("trendio.db"),
+    ledger: LedgerOpt = "trendio.db",
     as_json: JsonOpt = False,
 ) -> None:
     """Load an export into a new (empty) ledger, all rows or none."""
@@ -673,7 +679,7 @@ def ledger_import_cmd(
     if as_json:
         emit_json(envelope("ledger import", 0, rows=counts))
     else:
-        stderr.print(f"imported {sum(counts.values())} rows into {ledger}: "
+        stderr.print(f"imported {sum(counts.values())} rows into {shown_ledger(ledger)}: "
                      + ", ".join(f"{k} {v}" for k, v in counts.items()))
 
 

@@ -135,14 +135,101 @@ def m004_funnel_index(db: sqlite_utils.Database) -> None:
 
 SCHEMA_VERSION = len(MIGRATIONS)
 
+# The same migrations for a PostgreSQL ledger (same names, same tables and columns).
+PG_MIGRATIONS: dict[str, list[str]] = {
+    "m001_initial": [
+        "CREATE TABLE runs (id BIGSERIAL PRIMARY KEY, brand TEXT, campaign TEXT, command TEXT, plan_id TEXT, "
+        "\"user\" TEXT, host TEXT, pid INTEGER, started_at TEXT, ended_at TEXT, status TEXT, exit_code INTEGER, "
+        "counts TEXT, errors TEXT)",
+        "CREATE TABLE invitations (id BIGSERIAL PRIMARY KEY, brand TEXT NOT NULL, creator_id TEXT NOT NULL, "
+        "product_id TEXT NOT NULL, campaign TEXT, tier TEXT, state TEXT NOT NULL, run_id BIGINT, batch_key TEXT, "
+        "collaboration_id TEXT, code BIGINT, message TEXT, created_at TEXT, claimed_at TEXT, sent_at TEXT, "
+        "answered_at TEXT, updated_at TEXT)",
+        "CREATE UNIQUE INDEX idx_invitations_brand_creator_id_product_id "
+        "ON invitations (brand, creator_id, product_id)",
+        "CREATE INDEX idx_invitations_brand_state ON invitations (brand, state)",
+        "CREATE INDEX idx_invitations_brand_campaign_claimed_at ON invitations (brand, campaign, claimed_at)",
+        "CREATE TABLE api_calls (id BIGSERIAL PRIMARY KEY, brand TEXT NOT NULL, quota_day TEXT NOT NULL, "
+        "endpoint TEXT NOT NULL, run_id BIGINT, batch_key TEXT, reserved_at TEXT, finished_at TEXT, "
+        "http_status INTEGER, code BIGINT, outcome TEXT, latency_ms DOUBLE PRECISION, request_id TEXT, "
+        "attempt INTEGER, message TEXT)",
+        "CREATE INDEX idx_api_calls_brand_quota_day ON api_calls (brand, quota_day)",
+        "CREATE INDEX idx_api_calls_reserved_at ON api_calls (reserved_at)",
+        "CREATE TABLE quota_usage (brand TEXT, quota_day TEXT, used INTEGER, PRIMARY KEY (brand, quota_day))",
+        "CREATE TABLE creators (brand TEXT, creator_id TEXT, handle TEXT, followers BIGINT, gmv_30d DOUBLE PRECISION, "
+        "category TEXT, engagement_rate DOUBLE PRECISION, last_active TEXT, flag TEXT, flag_reason TEXT, "
+        "flagged_until TEXT, extra TEXT, updated_at TEXT, PRIMARY KEY (brand, creator_id))",
+        "CREATE TABLE plans (id TEXT PRIMARY KEY, brand TEXT, campaign TEXT, created_at TEXT, fingerprint TEXT, "
+        "pairs INTEGER, applied_run_id BIGINT, applied_at TEXT)",
+        "CREATE TABLE run_locks (brand TEXT PRIMARY KEY, run_id BIGINT, pid INTEGER, host TEXT, acquired_at TEXT, "
+        "heartbeat_at TEXT)",
+    ],
+    "m002_claimed_at_index": ["CREATE INDEX idx_invitations_brand_claimed_at ON invitations (brand, claimed_at)"],
+    "m003_invitation_expiry": [
+        "ALTER TABLE invitations ADD COLUMN expires_at TEXT",
+        "CREATE INDEX idx_invitations_brand_collaboration_id ON invitations (brand, collaboration_id)",
+    ],
+    "m004_funnel_index": [
+        "CREATE INDEX idx_invitations_brand_campaign_tier_state ON invitations (brand, campaign, tier, state)"],
+}
+assert list(PG_MIGRATIONS) == [name for name, _ in MIGRATIONS]
+
+
+def is_postgres_url(path: str | os.PathLike[str]) -> bool:
+    return str(path).startswith(("postgresql://", "postgres://"))
+
+
+class _PgConnection:
+    """A psycopg connection with the sqlite3 calls the ledger uses (`?` placeholders, execute, executemany)."""
+
+    def __init__(self, url: str) -> None:
+        import psycopg
+
+        self.raw = psycopg.connect(url, autocommit=True)
+
+    def execute(self, sql: str, args: Sequence[Any] = ()) -> Any:
+        return self.raw.execute(sql.replace("?", "%s"), tuple(args) if args else None)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> Any:
+        cur = self.raw.cursor()
+        cur.executemany(sql.replace("?", "%s"), list(rows))
+        return cur
+
+    def close(self) -> None:
+        self.raw.close()
+
+
+def _db_errors() -> tuple[type[BaseException], ...]:
+    errors: list[type[BaseException]] = [sqlite3.OperationalError, sqlite3.DatabaseError]
+    try:
+        import psycopg
+
+        errors.append(psycopg.OperationalError)
+        errors.append(psycopg.DatabaseError)
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+def _integrity_errors() -> tuple[type[BaseException], ...]:
+    errors: list[type[BaseException]] = [sqlite3.IntegrityError]
+    try:
+        import psycopg
+
+        errors.append(psycopg.IntegrityError)
+    except ImportError:
+        pass
+    return tuple(errors)
+
 
 class Ledger:
     """Open with `Ledger.open(path)` (creates and migrates) or `Ledger.open(path, readonly=True)`
     (never writes; a missing file reads as an empty ledger)."""
 
-    def __init__(self, conn: sqlite3.Connection, path: str, readonly: bool) -> None:
+    def __init__(self, conn: Any, path: str, readonly: bool) -> None:
         self.conn = conn
-        self.db = sqlite_utils.Database(conn)
+        self.pg = isinstance(conn, _PgConnection)
+        self.db = None if self.pg else sqlite_utils.Database(conn)
         self.path = path
         self.readonly = readonly
 
@@ -150,7 +237,12 @@ class Ledger:
     @classmethod
     def open(cls, path: str | os.PathLike[str], *, readonly: bool = False, migrate: bool = False) -> Ledger:
         """`migrate=True` with `readonly=True`: bring an older ledger up to date first (views do this;
-        plan and dry-run never write, so they refuse an older ledger instead)."""
+        plan and dry-run never write, so they refuse an older ledger instead).
+
+        `path` may also be a PostgreSQL URL (`postgresql://user:password@host/db`): the same ledger on a
+        server that several machines share."""
+        if is_postgres_url(path):
+            return cls._open_pg(str(path), readonly=readonly)
         if readonly and migrate and Path(path).is_file():
             probe = cls._open(path, readonly=True, strict=False)
             older = probe._schema_version() < SCHEMA_VERSION
@@ -208,6 +300,22 @@ class Ledger:
             ledger._migrate()
         return ledger
 
+    @classmethod
+    def _open_pg(cls, url: str, *, readonly: bool) -> Ledger:
+        shown = url.split("@")[-1]  # never the password
+        try:
+            ledger = cls(_PgConnection(url), f"postgresql://…@{shown}", readonly)
+        except ImportError:
+            raise LedgerError("a PostgreSQL ledger needs psycopg: pip install 'psycopg[binary]' psycopg-pool") from None
+        except _db_errors() as exc:
+            raise LedgerError(f"postgresql://…@{shown}: cannot connect: {str(exc).splitlines()[0]}") from None
+        version = ledger._schema_version()
+        if version > SCHEMA_VERSION:
+            raise LedgerError(f"{ledger.path}: the ledger has schema version {version}, newer than this trendio")
+        if version < SCHEMA_VERSION:
+            ledger._migrate()  # a server ledger is shared: views migrate it too (under an advisory lock)
+        return ledger
+
     def close(self) -> None:
         self.conn.close()
 
@@ -218,38 +326,65 @@ class Ledger:
         self.close()
 
     def _has_tables(self) -> bool:
+        if self.pg:
+            return bool(self.conn.execute("SELECT 1 FROM information_schema.tables WHERE table_schema = "
+                                          "current_schema() LIMIT 1").fetchone())
         return bool(self.conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' LIMIT 1").fetchone())
 
+    def _table_exists(self, name: str) -> bool:
+        if self.pg:
+            return bool(self.conn.execute("SELECT to_regclass(?)", (name,)).fetchone()[0])
+        return bool(self.conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (name,)).fetchone())
+
+    def _columns(self, table: str) -> set[str]:
+        if self.pg:
+            return {r[0] for r in self.conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = ?", (table,))}
+        return {r[1] for r in self.conn.execute(f"PRAGMA table_info({table})")}
+
     def _schema_version(self) -> int:
-        if not self.conn.execute("SELECT 1 FROM sqlite_master WHERE name='_migrations'").fetchone():
+        if not self._table_exists("_migrations"):
             return 0
         return int(self.conn.execute("SELECT COUNT(*) FROM _migrations").fetchone()[0])
 
     def _migrate(self) -> None:
-        with self.transaction():
-            self.db["_migrations"].create({"name": str, "applied_at": str}, pk="name", if_not_exists=True)
-            done = {r[0] for r in self.conn.execute("SELECT name FROM _migrations")}
+        with self.transaction() as c:
+            if self.pg:
+                self._serialize(c, "migrations")
+                c.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
+            else:
+                self.db["_migrations"].create({"name": str, "applied_at": str}, pk="name", if_not_exists=True)
+            done = {r[0] for r in c.execute("SELECT name FROM _migrations")}
             for name, fn in MIGRATIONS:
                 if name not in done:
-                    fn(self.db)
-                    self.conn.execute("INSERT INTO _migrations (name, applied_at) VALUES (?, ?)", (name, utcnow()))
+                    if self.pg:
+                        for statement in PG_MIGRATIONS[name]:
+                            c.execute(statement)
+                    else:
+                        fn(self.db)
+                    c.execute("INSERT INTO _migrations (name, applied_at) VALUES (?, ?)", (name, utcnow()))
+
+    def _serialize(self, c: Any, key: str) -> None:
+        """On PostgreSQL, what BEGIN IMMEDIATE gives SQLite: one transaction at a time for this key."""
+        if self.pg:
+            c.execute("SELECT pg_advisory_xact_lock(hashtext(?))", (f"trendio:{key}",))
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """BEGIN IMMEDIATE: the write lock is taken up front, so check-then-write is atomic across processes."""
-        if self.readonly and self.path != ":memory:" and Path(self.path).exists():
+        if self.readonly and self.path != ":memory:" and (self.pg or Path(self.path).exists()):
             raise LedgerError("internal: write attempted on a read-only ledger")
         try:
-            self.conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
+            self.conn.execute("BEGIN" if self.pg else "BEGIN IMMEDIATE")
+        except _db_errors() as exc:
             raise LedgerError(f"{self.path}: cannot write the ledger: {exc}",
                               hint=_LEDGER_HINTS.get(str(exc))) from None
         try:
             yield self.conn
-        except sqlite3.IntegrityError:
-            self.conn.execute("ROLLBACK")
+        except _integrity_errors():
+            self._rollback_quietly()
             raise
-        except (sqlite3.OperationalError, sqlite3.DatabaseError) as exc:
+        except _db_errors() as exc:
             # disk full, I/O error, a lock held too long: nothing of the transaction is kept
             self._rollback_quietly()
             raise LedgerError(f"{self.path}: cannot write the ledger: {exc}",
@@ -260,7 +395,7 @@ class Ledger:
         else:
             try:
                 self.conn.execute("COMMIT")
-            except sqlite3.OperationalError as exc:
+            except _db_errors() as exc:
                 self._rollback_quietly()
                 raise LedgerError(f"{self.path}: cannot write the ledger: {exc}",
                                   hint=_LEDGER_HINTS.get(str(exc))) from None
@@ -268,18 +403,18 @@ class Ledger:
     def _rollback_quietly(self) -> None:
         try:
             self.conn.execute("ROLLBACK")
-        except sqlite3.Error:
+        except _db_errors():
             pass  # SQLite may already have rolled back (e.g. after SQLITE_FULL)
 
     # --- runs --------------------------------------------------------------------------------
     def start_run(self, *, brand: str, campaign: str | None, command: str, plan_id: str | None = None) -> int:
         with self.transaction() as c:
             cur = c.execute(
-                "INSERT INTO runs (brand, campaign, command, plan_id, user, host, pid, started_at, status) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running')",
+                "INSERT INTO runs (brand, campaign, command, plan_id, \"user\", host, pid, started_at, status) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running') RETURNING id",
                 (brand, campaign, command, plan_id, _user(), socket.gethostname(), os.getpid(), utcnow()),
             )
-            return int(cur.lastrowid or 0)
+            return int(cur.fetchone()[0])
 
     def finish_run(self, run_id: int, *, status: str, exit_code: int, counts: dict[str, Any],
                    errors: Sequence[dict[str, Any]]) -> None:
@@ -303,6 +438,7 @@ class Ledger:
         host = socket.gethostname()
         now = time.time()
         with self.transaction() as c:
+            self._serialize(c, f"run-lock:{brand}")
             row = c.execute("SELECT run_id, pid, host, heartbeat_at FROM run_locks WHERE brand = ?",
                             (brand,)).fetchone()
             if row is not None and row[0] != run_id:
@@ -340,6 +476,7 @@ class Ledger:
         """Count one call against the brand's quota day before it is sent; refuse past `limit`, and, with
         `share=(endpoints, n)`, past n calls to those endpoints that day (a reserve kept for them)."""
         with self.transaction() as c:
+            self._serialize(c, f"quota:{brand}:{quota_day}")
             row = c.execute("SELECT used FROM quota_usage WHERE brand = ? AND quota_day = ?",
                             (brand, quota_day)).fetchone()
             used = row[0] if row else 0
@@ -354,15 +491,15 @@ class Ledger:
                     raise QuotaExhausted(spent, cap)
             c.execute(
                 "INSERT INTO quota_usage (brand, quota_day, used) VALUES (?, ?, 1) "
-                "ON CONFLICT(brand, quota_day) DO UPDATE SET used = used + 1",
+                "ON CONFLICT(brand, quota_day) DO UPDATE SET used = quota_usage.used + 1",
                 (brand, quota_day),
             )
             cur = c.execute(
                 "INSERT INTO api_calls (brand, quota_day, endpoint, run_id, batch_key, reserved_at, attempt, outcome) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, 'reserved')",
+                "VALUES (?, ?, ?, ?, ?, ?, ?, 'reserved') RETURNING id",
                 (brand, quota_day, endpoint, run_id, batch_key, utcnow(), attempt),
             )
-            return int(cur.lastrowid or 0)
+            return int(cur.fetchone()[0])
 
     def record_call(self, call_id: int, *, outcome: str, http_status: int | None, code: int | None,
                     latency_ms: float, request_id: str | None, message: str = "") -> None:
@@ -400,8 +537,8 @@ class Ledger:
         """Every (creator -> products) already in the ledger for the brand, any campaign, any state but planned."""
         out: dict[str, tuple[str, ...]] = {}
         for creator, products in self.conn.execute(
-            "SELECT creator_id, group_concat(product_id, char(31)) FROM invitations "
-            "WHERE brand = ? AND state != 'planned' GROUP BY creator_id", (brand,)
+            f"SELECT creator_id, {'string_agg' if self.pg else 'group_concat'}(product_id, ?) FROM invitations "
+            "WHERE brand = ? AND state != 'planned' GROUP BY creator_id", ("\x1f", brand)
         ):
             out[creator] = tuple(products.split("\x1f"))
         return out
@@ -536,13 +673,16 @@ class Ledger:
     def answers(self, brand: str) -> list[tuple[Any, ...]]:
         """One row per answered (creator, collaboration): creator, tier, category, followers, GMV,
         engagement rate, days inactive when invited, accepted."""
-        return self.conn.execute(
+        rows = self.conn.execute(
             "SELECT i.creator_id, COALESCE(i.tier, ''), COALESCE(c.category, ''), c.followers, c.gmv_30d, "
-            "c.engagement_rate, CAST(julianday(MIN(i.claimed_at)) - julianday(c.last_active) AS INTEGER), "
-            "MAX(i.state = 'accepted') FROM invitations i LEFT JOIN creators c "
+            "c.engagement_rate, MIN(i.claimed_at), c.last_active, "
+            "MAX(CASE WHEN i.state = 'accepted' THEN 1 ELSE 0 END) FROM invitations i LEFT JOIN creators c "
             "ON c.brand = i.brand AND c.creator_id = i.creator_id "
             "WHERE i.brand = ? AND i.state IN ('accepted', 'declined', 'expired') "
-            "GROUP BY i.creator_id, COALESCE(i.collaboration_id, i.batch_key)", (brand,)).fetchall()
+            "GROUP BY i.creator_id, COALESCE(i.collaboration_id, i.batch_key), c.category, c.followers, "
+            "c.gmv_30d, c.engagement_rate, c.last_active, COALESCE(i.tier, '')", (brand,)).fetchall()
+        return [(cid, tier, cat, fol, gmv, eng, _days_between(last, claimed), bool(acc))
+                for cid, tier, cat, fol, gmv, eng, claimed, last, acc in rows]
 
     def unresponsive_creators(self, brand: str, unanswered_since_iso: str, at_least: int) -> list[str]:
         """Creators with `at_least` invitations (collaborations) sent before `unanswered_since` and never
@@ -617,7 +757,7 @@ class Ledger:
             + ", ".join(f"COUNT(DISTINCT CASE WHEN i.state = '{st}' THEN i.collaboration_id END) AS {name}"
                         for st, name in (("sent", "waiting"), ("accepted", "accepted"), ("declined", "declined"),
                                          ("expired", "expired")))
-            + ", SUM(i.state IN ('conflict', 'ineligible', 'failed')) AS not_sent, "
+            + ", SUM(CASE WHEN i.state IN ('conflict', 'ineligible', 'failed') THEN 1 ELSE 0 END) AS not_sent, "
             "MAX(i.claimed_at) AS last_invited "
             f"FROM invitations i WHERE {' AND '.join(where)} AND i.state != 'planned' GROUP BY i.creator_id) "
             "SELECT h.*, c.handle, c.followers, c.category, "
@@ -667,6 +807,7 @@ class Ledger:
                             pairs: int, run_id: int) -> None:
         """Mark a saved plan as applied; a plan id can be applied only once."""
         with self.transaction() as c:
+            self._serialize(c, f"plan:{plan_id}")
             row = c.execute("SELECT applied_run_id FROM plans WHERE id = ?", (plan_id,)).fetchone()
             if row and row[0] is not None:
                 raise Refused(f"plan {plan_id} was already applied by run {row[0]}",
@@ -744,12 +885,14 @@ class Ledger:
         return {(b, c): n for b, c, n in self.conn.execute(sql, (brand,) if brand else ())}
 
     # --- moving a ledger ----------------------------------------------------------------------
-    EXPORTED_TABLES = ("runs", "invitations", "api_calls", "quota_usage", "creators", "plans", "run_locks")
+    EXPORT_ORDER = {"runs": "id", "invitations": "id", "api_calls": "id", "quota_usage": "brand, quota_day",
+                    "creators": "brand, creator_id", "plans": "id", "run_locks": "brand"}
+    EXPORTED_TABLES = tuple(EXPORT_ORDER)
 
     def export_rows(self) -> Iterator[tuple[str, dict[str, Any]]]:
         """Every row of every table, table by table, in primary-key order (for JSONL export)."""
         for table in self.EXPORTED_TABLES:
-            cur = self.conn.execute(f"SELECT * FROM {table} ORDER BY rowid")
+            cur = self.conn.execute(f"SELECT * FROM {table} ORDER BY {self.EXPORT_ORDER[table]}")
             names = [d[0] for d in cur.description]
             for row in cur:
                 yield table, dict(zip(names, row))
@@ -760,7 +903,7 @@ class Ledger:
     def import_rows(self, rows: Iterable[tuple[str, dict[str, Any]]]) -> dict[str, int]:
         """Insert exported rows as they are (ids kept), in one transaction: all or nothing."""
         counts: dict[str, int] = {}
-        columns = {t: {r[1] for r in self.conn.execute(f"PRAGMA table_info({t})")} for t in self.EXPORTED_TABLES}
+        columns = {t: self._columns(t) for t in self.EXPORTED_TABLES}
         with self.transaction() as c:
             for table, row in rows:
                 if table not in columns:
@@ -769,9 +912,14 @@ class Ledger:
                 if unknown:
                     raise LedgerError(f"unknown column(s) {', '.join(sorted(unknown))} of {table} in the import")
                 names = list(row)
-                c.execute(f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+                c.execute(f"INSERT INTO {table} ({', '.join(f'{chr(34)}{n}{chr(34)}' for n in names)}) "
+                          f"VALUES ({', '.join('?' * len(names))})",
                           [row[n] for n in names])
                 counts[table] = counts.get(table, 0) + 1
+            if self.pg:  # ids came with the rows: move the sequences past them
+                for table in ("runs", "invitations", "api_calls"):
+                    c.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                              f"COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)")
         return counts
 
     # --- helpers -----------------------------------------------------------------------------
@@ -785,6 +933,16 @@ class Ledger:
         cur = self.conn.execute(sql, args)
         names = [d[0] for d in cur.description]
         return [dict(zip(names, row)) for row in cur.fetchall()]
+
+
+def _days_between(earlier: str | None, later: str | None) -> int | None:
+    """Whole days from a date (or ISO time) to an ISO time; None if either is missing or unreadable."""
+    if not earlier or not later:
+        return None
+    try:
+        return (datetime.fromisoformat(later[:10]).date() - datetime.fromisoformat(earlier[:10]).date()).days
+    except ValueError:
+        return None
 
 
 def _enable_wal(conn: sqlite3.Connection) -> None:

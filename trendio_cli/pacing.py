@@ -9,6 +9,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pyrate_limiter import Limiter, Rate, SQLiteBucket, SQLiteQueries
 
@@ -85,6 +86,19 @@ class Pacer:
     def __init__(self, rule: PaceRule, ledger_path: str, key: str) -> None:
         self.rule = rule
         table = "rate_" + hashlib.sha256(key.encode()).hexdigest()[:16]
+        self._pool = None
+        if str(ledger_path).startswith(("postgresql://", "postgres://")):
+            # a PostgreSQL ledger: the bucket lives on the same server, so runners on several machines pace together
+            from psycopg_pool import ConnectionPool
+            from pyrate_limiter import PostgresBucket
+
+            self._pool = ConnectionPool(str(ledger_path), min_size=1, max_size=4, open=True)
+            bucket: Any = PostgresBucket(self._pool, table, rule.rates())
+            self.limiter = Limiter(bucket, buffer_ms=1)
+            self.bucket = bucket
+            self.key = key
+            self._init_state()
+            return
         path = bucket_path(ledger_path)
         if str(path) == ":memory:":
             bucket = SQLiteBucket.init_from_file(rule.rates(), table=table)
@@ -95,6 +109,9 @@ class Pacer:
         self.limiter = Limiter(bucket, buffer_ms=1)
         self.bucket = bucket
         self.key = key
+        self._init_state()
+
+    def _init_state(self) -> None:
         self.late_sends = 0
         self._paused_until = 0.0
         self._last = 0.0
@@ -131,6 +148,11 @@ class Pacer:
             return
         self.late_sends += 1
         bucket = self.bucket
+        if self._pool is not None:
+            with self._pool.connection() as conn:
+                conn.execute(f"INSERT INTO ratelimit___{bucket.table} (name, weight, item_timestamp) "
+                             "VALUES (%s, 1, TO_TIMESTAMP(%s))", (self.key, sent_at))
+            return
         with bucket.lock:
             bucket.conn.execute(SQLiteQueries.PUT_ITEM.format(table=bucket.table), (self.key, int(sent_at * 1000)))
             bucket.conn.commit()
@@ -148,3 +170,5 @@ class Pacer:
 
     def close(self) -> None:
         self.limiter.close()
+        if self._pool is not None:
+            self._pool.close()

@@ -53,7 +53,7 @@ def import_ledger(ledger_path: str, source: Path) -> dict[str, int]:
         raise BadInput(f"{source}: no such export file")
     with Ledger.open(ledger_path) as ledger:
         if not ledger.is_empty():
-            raise BadInput(f"{ledger_path}: the ledger is not empty; import into a new ledger")
+            raise BadInput(f"{ledger.path}: the ledger is not empty; import into a new ledger")
         try:
             return ledger.import_rows(_read(source))
         except LedgerError as exc:

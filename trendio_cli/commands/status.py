@@ -21,10 +21,10 @@ def ledger_status(ledger_path: str, brand: str | None = None) -> dict[str, Any]:
                 "requests_today": ledger.calls_used(b, today.day),
                 "pending": len(ledger.pending(b)),
             })
-        return {"ledger": ledger_path, "quota_day_utc": today.day, "brands": out,
+        return {"ledger": ledger.path, "quota_day_utc": today.day, "brands": out,
                 "locks": ledger.locks(), "last_runs": ledger.runs(limit=5, brand=brand)}
 
 
 def run_history(ledger_path: str, limit: int = 20, brand: str | None = None) -> dict[str, Any]:
     with Ledger.open(ledger_path, readonly=True, migrate=True) as ledger:
-        return {"ledger": ledger_path, "runs": ledger.runs(limit=limit, brand=brand)}
+        return {"ledger": ledger.path, "runs": ledger.runs(limit=limit, brand=brand)}
