@@ -70,3 +70,37 @@ def run_cli(*args, env=None, timeout=120, check=None):
 
 def json_out(proc):
     return _json.loads(proc.stdout)
+
+
+# --- several shops on one app (brand-specific credentials) -----------------------------------------
+def shop_credentials(brands):
+    """The sandbox's default credentials plus one shop (token, cipher) per brand, all on the same app."""
+    from trendio_cli.api.credentials import Credentials, sandbox_accepted_credentials
+
+    base = sandbox_accepted_credentials({})[0]
+    return [base] + [Credentials(base.app_key, base.app_secret, f"token-{b}", f"cipher-{b}") for b in brands]
+
+
+def shop_env(brands):
+    """The TRENDIO_<BRAND>_* variables that select each brand's shop."""
+    env = {}
+    for b in brands:
+        env[f"TRENDIO_{b.upper()}_ACCESS_TOKEN"] = f"token-{b}"
+        env[f"TRENDIO_{b.upper()}_SHOP_CIPHER"] = f"cipher-{b}"
+    return env
+
+
+# A process that reserves quota as fast as it can until the limit refuses it; prints how many it got.
+RESERVER = """
+import sys
+from trendio_cli.ledger import Ledger, QuotaExhausted
+ledger = Ledger.open(sys.argv[1])
+got = 0
+while True:
+    try:
+        ledger.reserve_call(brand="b", quota_day="d", endpoint="e", limit=int(sys.argv[2]), run_id=None)
+        got += 1
+    except QuotaExhausted:
+        break
+print(got)
+"""

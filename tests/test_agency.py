@@ -6,25 +6,11 @@ import sqlite3
 import time
 from pathlib import Path
 
-from helpers import json_out, run_cli, write_campaign
-from trendio_cli.api.credentials import Credentials, sandbox_accepted_credentials
+from helpers import json_out, run_cli, shop_credentials, shop_env, write_campaign
 from trendio_cli.sandbox.server import SandboxServer
 from trendio_cli.sandbox.state import SandboxSettings
 
 BRANDS = ("alpha", "beta", "gamma")
-
-
-def creds() -> list[Credentials]:
-    base = sandbox_accepted_credentials({})[0]
-    return [base] + [Credentials(base.app_key, base.app_secret, f"token-{b}", f"cipher-{b}") for b in BRANDS]
-
-
-def brand_env() -> dict[str, str]:
-    env = {}
-    for b in BRANDS:
-        env[f"TRENDIO_{b.upper()}_ACCESS_TOKEN"] = f"token-{b}"
-        env[f"TRENDIO_{b.upper()}_SHOP_CIPHER"] = f"cipher-{b}"
-    return env
 
 
 def folder(tmp_path: Path) -> Path:
@@ -42,8 +28,9 @@ def folder(tmp_path: Path) -> Path:
 def test_one_run_schedules_every_campaign_of_every_brand(tmp_path: Path):
     root = folder(tmp_path)
     ledger = tmp_path / "l.db"
-    with SandboxServer(SandboxSettings(latency_ms=40, ineligible_permille=0), credentials=creds()) as sb:
-        env = {"TRENDIO_BASE_URL": sb.url, "TRENDIO_LEDGER": str(ledger), **brand_env(),
+    settings = SandboxSettings(latency_ms=40, ineligible_permille=0)
+    with SandboxServer(settings, credentials=shop_credentials(BRANDS)) as sb:
+        env = {"TRENDIO_BASE_URL": sb.url, "TRENDIO_LEDGER": str(ledger), **shop_env(BRANDS),
                "TRENDIO_GAMMA_ACCESS_TOKEN": "revoked-token"}
         proc = run_cli("execute", root, "--yes", "--json", env=env, timeout=300)
         doc = json_out(proc)
@@ -67,8 +54,8 @@ def test_one_run_schedules_every_campaign_of_every_brand(tmp_path: Path):
 def test_a_scheduled_run_with_nothing_to_do_is_quick_and_free(tmp_path: Path):
     root = folder(tmp_path)
     ledger = tmp_path / "l.db"
-    with SandboxServer(SandboxSettings(ineligible_permille=0), credentials=creds()) as sb:
-        env = {"TRENDIO_BASE_URL": sb.url, "TRENDIO_LEDGER": str(ledger), **brand_env()}
+    with SandboxServer(SandboxSettings(ineligible_permille=0), credentials=shop_credentials(BRANDS)) as sb:
+        env = {"TRENDIO_BASE_URL": sb.url, "TRENDIO_LEDGER": str(ledger), **shop_env(BRANDS)}
         run_cli("execute", root, "--yes", env=env, check=0, timeout=300)
         before = sb.stats()["requests"]
         started = time.monotonic()
@@ -87,8 +74,8 @@ def test_overlapping_runs_skip_the_brands_another_run_holds(tmp_path: Path):
     with Ledger.open(ledger) as led:  # a live run (this test process) holds alpha
         run = led.start_run(brand="alpha", campaign="x", command="execute")
         led.acquire_brand_lock("alpha", run)
-    with SandboxServer(SandboxSettings(ineligible_permille=0), credentials=creds()) as sb:
-        env = {"TRENDIO_BASE_URL": sb.url, "TRENDIO_LEDGER": str(ledger), **brand_env()}
+    with SandboxServer(SandboxSettings(ineligible_permille=0), credentials=shop_credentials(BRANDS)) as sb:
+        env = {"TRENDIO_BASE_URL": sb.url, "TRENDIO_LEDGER": str(ledger), **shop_env(BRANDS)}
         doc = json_out(run_cli("execute", root, "--yes", "--json", env=env, check=0, timeout=300))
     by_brand = {b["brand"]: b for b in doc["brands"]}
     assert by_brand["alpha"]["status"] == "skipped" and "held by run" in by_brand["alpha"]["note"]

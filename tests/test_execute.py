@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers import json_out, run_cli, write_campaign
-from trendio_cli.api.credentials import Credentials, sandbox_accepted_credentials
+from helpers import json_out, run_cli, shop_credentials, shop_env, write_campaign
+from trendio_cli.api.credentials import Credentials
 from trendio_cli.ledger import Ledger
 from trendio_cli.sandbox.server import SandboxServer
 from trendio_cli.sandbox.state import SandboxSettings
@@ -97,23 +97,13 @@ def test_killed_runs_with_lost_answers_never_duplicate_nor_lose_an_invitation(tm
             assert led.calls_count("testbrand") >= stats["requests"]
 
 
-def two_brand_credentials() -> list[Credentials]:
-    base = sandbox_accepted_credentials({})[0]
-    return [base] + [Credentials(base.app_key, base.app_secret, f"token-{b}", f"cipher-{b}") for b in ("alpha", "beta")]
-
-
-def brand_env(brand: str) -> dict[str, str]:
-    return {f"TRENDIO_{brand.upper()}_ACCESS_TOKEN": f"token-{brand}",
-            f"TRENDIO_{brand.upper()}_SHOP_CIPHER": f"cipher-{brand}"}
-
-
 def test_two_brands_in_two_processes_share_the_app_rate_limit(tmp_path: Path):
     ledger = tmp_path / "l.db"
     paths = [write_campaign(tmp_path / b, 150, start=i * 1000, brand=b, limits={"creators_per_request": 1},
                             products=[{"id": "5", "commission": "10%"}]) for i, b in enumerate(("alpha", "beta"))]
     with SandboxServer(SandboxSettings(latency_ms=50, ineligible_permille=0),
-                       credentials=two_brand_credentials()) as sb:
-        env = {**os.environ, **env_for(sb, ledger), **brand_env("alpha"), **brand_env("beta")}
+                       credentials=shop_credentials(("alpha", "beta"))) as sb:
+        env = {**os.environ, **env_for(sb, ledger), **shop_env(("alpha", "beta"))}
         procs = [subprocess.Popen([sys.executable, "-m", "trendio_cli", "execute", str(p), "--yes", "--json"],
                                   env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for p in paths]
         outs = [p.communicate(timeout=120) for p in procs]

@@ -7,11 +7,11 @@ import sqlite3
 import stat
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 
+from helpers import RESERVER
 from trendio_cli.errors import LedgerError, Refused
 from trendio_cli.ledger import SCHEMA_VERSION, Ledger, QuotaExhausted
 
@@ -63,19 +63,7 @@ def test_quota_reservation_refuses_past_the_limit(tmp_path: Path):
         assert ledger.calls_used("b", "2026-01-01") == 3 and ledger.calls_count("b") == 4
 
 
-RESERVER = textwrap.dedent("""
-    import sys
-    from trendio_cli.ledger import Ledger, QuotaExhausted
-    ledger = Ledger.open(sys.argv[1])
-    got = 0
-    while True:
-        try:
-            ledger.reserve_call(brand="b", quota_day="d", endpoint="e", limit=int(sys.argv[2]), run_id=None)
-            got += 1
-        except QuotaExhausted:
-            break
-    print(got)
-""")
+
 
 
 def test_four_processes_reserving_at_full_speed_never_overspend(tmp_path: Path):

@@ -6,14 +6,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import textwrap
 import uuid
 from pathlib import Path
 
 import pytest
 
-from helpers import json_out, run_cli, write_campaign
-from trendio_cli.api.credentials import Credentials, sandbox_accepted_credentials
+from helpers import RESERVER, json_out, run_cli, shop_credentials, shop_env, write_campaign
 from trendio_cli.errors import Refused
 from trendio_cli.ledger import Ledger, QuotaExhausted
 from trendio_cli.sandbox.server import SandboxServer
@@ -63,19 +61,7 @@ def test_invariants_hold_on_postgres(pg_url):
             ledger.acquire_brand_lock("b", run + 1)
 
 
-RESERVER = textwrap.dedent("""
-    import sys
-    from trendio_cli.ledger import Ledger, QuotaExhausted
-    ledger = Ledger.open(sys.argv[1])
-    got = 0
-    while True:
-        try:
-            ledger.reserve_call(brand="b", quota_day="d", endpoint="e", limit=int(sys.argv[2]), run_id=None)
-            got += 1
-        except QuotaExhausted:
-            break
-    print(got)
-""")
+
 
 
 def test_four_processes_reserving_on_one_server_never_overspend(pg_url):
@@ -129,13 +115,8 @@ def test_execute_with_lost_answers_on_a_postgres_ledger(tmp_path: Path, pg_url):
 
 
 def test_two_runners_on_one_server_pace_and_count_together(tmp_path: Path, pg_url):
-    base = sandbox_accepted_credentials({})[0]
-    creds = [base] + [Credentials(base.app_key, base.app_secret, f"token-{b}", f"cipher-{b}")
-                      for b in ("alpha", "beta")]
-    env = {"TRENDIO_LEDGER": pg_url}
-    for b in ("alpha", "beta"):
-        env[f"TRENDIO_{b.upper()}_ACCESS_TOKEN"] = f"token-{b}"
-        env[f"TRENDIO_{b.upper()}_SHOP_CIPHER"] = f"cipher-{b}"
+    creds = shop_credentials(("alpha", "beta"))
+    env = {"TRENDIO_LEDGER": pg_url, **shop_env(("alpha", "beta"))}
     paths = [write_campaign(tmp_path / b, 120, start=i * 1000, brand=b, products=[{"id": "5", "commission": "10%"}],
                             limits={"creators_per_request": 1, "daily_requests": 100, "reserve_requests": 0})
              for i, b in enumerate(("alpha", "beta"))]

@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import json_out, run_cli, write_campaign
-from trendio_cli.api.credentials import Credentials, sandbox_accepted_credentials
+from helpers import json_out, run_cli, shop_credentials, shop_env, write_campaign
 from trendio_cli.sandbox.server import SandboxServer
 from trendio_cli.sandbox.state import SandboxSettings
 
@@ -82,13 +81,8 @@ def test_sigterm_stops_gracefully_with_a_summary(tmp_path: Path):
 def test_three_processes_on_one_ledger(tmp_path: Path):
     """alpha and beta run side by side under one app-wide limit; a second alpha is refused; alpha's
     daily quota is never overrun, by the two of them together or by the platform's count."""
-    base = sandbox_accepted_credentials({})[0]
-    creds = [base] + [Credentials(base.app_key, base.app_secret, f"token-{b}", f"cipher-{b}")
-                      for b in ("alpha", "beta")]
-    env = {"TRENDIO_LEDGER": str(tmp_path / "l.db")}
-    for b in ("alpha", "beta"):
-        env[f"TRENDIO_{b.upper()}_ACCESS_TOKEN"] = f"token-{b}"
-        env[f"TRENDIO_{b.upper()}_SHOP_CIPHER"] = f"cipher-{b}"
+    creds = shop_credentials(("alpha", "beta"))
+    env = {"TRENDIO_LEDGER": str(tmp_path / "l.db"), **shop_env(("alpha", "beta"))}
     alpha = write_campaign(tmp_path / "alpha", 150, brand="alpha", products=[{"id": "5", "commission": "10%"}],
                            limits={"creators_per_request": 1, "daily_requests": 100, "reserve_requests": 0})
     beta = write_campaign(tmp_path / "beta", 150, start=5000, brand="beta", products=[{"id": "5", "commission": "10%"}],
