@@ -91,3 +91,33 @@ def test_plan_and_dry_run_take_a_folder_too(tmp_path: Path):
     assert sum(r["requests_total"] for r in runs) == 4 * 30
     bad = run_cli("plan", root, "--out", tmp_path / "p.json", env=env)
     assert bad.returncode == 2 and "single campaign file" in bad.stderr
+
+
+def test_ctrl_c_stops_every_brand_even_after_one_has_finished(tmp_path: Path):
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    root = tmp_path / "campaigns"
+    write_campaign(root / "quick", 2, start=0, brand="alpha", campaign="quick")
+    write_campaign(root / "slow", 200, start=2000, brand="beta", campaign="slow",
+                   limits={"creators_per_request": 1}, products=[{"id": "5", "commission": "10%"}])
+    ledger = tmp_path / "l.db"
+    with SandboxServer(SandboxSettings(latency_ms=300, ineligible_permille=0),
+                       credentials=shop_credentials(BRANDS)) as sb:
+        env = {**os.environ, "TRENDIO_BASE_URL": sb.url, "TRENDIO_LEDGER": str(ledger), **shop_env(BRANDS)}
+        proc = subprocess.Popen([sys.executable, "-m", "trendio_cli", "execute", str(root), "--yes", "--json"],
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(3.0)  # alpha's two creators are long done; beta is still sending
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        platform = {(p["creator_id"], p["product_id"]) for p in sb.invited_pairs()}
+    assert proc.returncode == 130, err[-1500:]
+    doc = json.loads(out)
+    beta = next(b for b in doc["brands"] if b["brand"] == "beta")
+    assert beta["campaigns"][0]["stop_reason"] == "interrupted"
+    conn = sqlite3.connect(ledger)
+    assert platform == set(conn.execute("SELECT creator_id, product_id FROM invitations WHERE state = 'sent'"))
+    assert conn.execute("SELECT COUNT(*) FROM invitations WHERE state IN ('pending', 'planned')").fetchone()[0] == 0

@@ -175,6 +175,23 @@ class Executor:
         await asyncio.sleep(delay)
 
     # --- reconciliation ----------------------------------------------------------------------
+    async def read(self, prepared: PreparedRequest, *, purpose: str, batch_key: str | None = None,
+                   record_failure: bool = False) -> ApiAnswer | None:
+        """A call that changes nothing on the platform, retried with backoff on transient answers.
+        The successful answer, or None when it cannot be had now (`record_failure` keeps why in errors)."""
+        for attempt in range(1, self.options.max_attempts + 1):
+            answer = await self.call(prepared, purpose=purpose, batch_key=batch_key, attempt=attempt)
+            if answer is None or answer.ok:
+                return answer
+            if not answer.retryable or (self.stop is not None and purpose != "reconcile"):
+                if record_failure:
+                    self.errors.append({"outcome": answer.outcome.value, "code": answer.code,
+                                        "message": answer.message})
+                return None
+            self.counts.retries += 1
+            await self._backoff(attempt, answer.retry_after)
+        return None
+
     async def find_existing(self, creators: Sequence[str], products: Sequence[str],
                             key: str | None) -> dict[Pair, str] | None:
         """Ask the platform which of these pairs already exist (conflicts check). None if it cannot tell now."""
@@ -182,18 +199,9 @@ class Executor:
         for i in range(0, len(creators), MAX_CREATORS_PER_CREATE):
             for j in range(0, len(products), MAX_PRODUCTS_PER_CREATE):
                 cs, ps = creators[i:i + MAX_CREATORS_PER_CREATE], products[j:j + MAX_PRODUCTS_PER_CREATE]
-                prepared = self.client.prepare_check_conflicts(cs, ps)
-                for attempt in range(1, self.options.max_attempts + 1):
-                    answer = await self.call(prepared, purpose="reconcile", batch_key=key, attempt=attempt)
-                    if answer is None or answer.outcome in (Outcome.AUTH, Outcome.DAILY_QUOTA):
-                        return None
-                    if answer.ok:
-                        break
-                    if not answer.retryable:
-                        return None
-                    self.counts.retries += 1
-                    await self._backoff(attempt, answer.retry_after)
-                else:
+                answer = await self.read(self.client.prepare_check_conflicts(cs, ps), purpose="reconcile",
+                                         batch_key=key)
+                if answer is None:
                     return None
                 items = answer.data.get("conflict_items") or []
                 by_pair = {(str(x.get("creator_open_id") or x.get("creator_user_id") or ""), str(x.get("product_id"))):

@@ -151,9 +151,7 @@ async def _execute_brands(by_brand: dict[str, list[Any]], creds: dict[str, Any],
         return outcome
 
     brands = await asyncio.gather(*(one_brand(b, items) for b, items in sorted(by_brand.items())))
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.remove_signal_handler(sig)
+    _off_signals(loop)
     worst = max((b["exit_code"] for b in brands), default=0)
     return {"exit_code": worst, "brands": brands,
             "counts": {k: sum(r["counts"][k] for b in brands for r in b["campaigns"])
@@ -228,7 +226,7 @@ async def _execute(source, campaign: Campaign, creators, saved_plan, ledger_path
                           exit_code=exc.exit_code if refused else 1,
                           counts=executor.counts.as_dict() if executor else {},
                           errors=[{"message": exc.message if refused else f"{type(exc).__name__}: {exc}"}])
-        await _cleanup(ledger, brand, run_id, pacer, heartbeat, loop)
+        await _cleanup(ledger, brand, run_id, pacer, heartbeat, loop if running is None else None)
         raise
     assert executor is not None
     exit_code = executor.exit_code()
@@ -243,7 +241,7 @@ async def _execute(source, campaign: Campaign, creators, saved_plan, ledger_path
                       errors=errors)
     quota_day = QuotaDay.at(datetime.now(timezone.utc), campaign.limits.quota_timezone)
     used = ledger.calls_used(brand, quota_day.day)
-    await _cleanup(ledger, brand, run_id, pacer, heartbeat, loop)
+    await _cleanup(ledger, brand, run_id, pacer, heartbeat, loop if running is None else None)
     return {
         "run_id": run_id,
         "brand": brand,
@@ -288,14 +286,19 @@ def _on_signals(loop: asyncio.AbstractEventLoop, handler: Callable[[], None]) ->
             loop.add_signal_handler(sig, handler)
 
 
+def _off_signals(loop: asyncio.AbstractEventLoop) -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.remove_signal_handler(sig)
+
+
 async def _cleanup(ledger: Ledger, brand: str, run_id: int, pacer: Pacer, heartbeat, loop) -> None:
     if heartbeat is not None:
         heartbeat.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await heartbeat
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.remove_signal_handler(sig)
+    if loop is not None:
+        _off_signals(loop)
     try:
         ledger.clear_planned(brand)
         ledger.release_brand_lock(brand, run_id)

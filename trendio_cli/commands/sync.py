@@ -9,7 +9,6 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from trendio_cli.api.answers import ApiAnswer
 from trendio_cli.api.client import ApiClient
 from trendio_cli.api.credentials import check_base_url, credentials_for, is_loopback_url
 from trendio_cli.api.endpoints import DEFAULT_BASE_URL
@@ -84,8 +83,8 @@ async def _sync_brand(brand: str, campaign_id: str | None, ledger_path: str, url
             token: str | None = None
             seen: set[str] = set()
             while open_ids - seen and pages < MAX_PAGES:
-                answer = await _with_retries(ex, lambda t=token: client.prepare_search_collaborations(
-                    page_size=100, page_token=t))
+                answer = await ex.read(client.prepare_search_collaborations(page_size=100, page_token=token),
+                                       purpose="sync", record_failure=True)
                 if answer is None:
                     break
                 pages += 1
@@ -113,19 +112,6 @@ async def _sync_brand(brand: str, campaign_id: str | None, ledger_path: str, url
     finally:
         pacer.close()
         ledger.close()
-
-
-async def _with_retries(ex: Executor, prepare: Any) -> ApiAnswer | None:
-    for attempt in range(1, ex.options.max_attempts + 1):
-        answer = await ex.call(prepare(), purpose="sync", attempt=attempt)
-        if answer is None or answer.ok:
-            return answer
-        if not answer.retryable or ex.stop is not None:
-            ex.errors.append({"outcome": answer.outcome.value, "code": answer.code, "message": answer.message})
-            return None
-        ex.counts.retries += 1
-        await ex._backoff(attempt, answer.retry_after)
-    return None
 
 
 def _flag_unresponsive(ledger: Ledger, brand: str, lifecycle: Lifecycle, now: datetime) -> list[str]:
