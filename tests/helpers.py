@@ -104,3 +104,12 @@ while True:
         break
 print(got)
 """
+
+
+def reserve_in_parallel(location, limit, processes=4):
+    """Run `processes` reservers at full speed on one ledger; how many reservations each got."""
+    procs = [subprocess.Popen([sys.executable, "-c", RESERVER, str(location), str(limit)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(processes)]
+    results = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err[-500:] for _, err in results]
+    return [int(out) for out, _ in results]

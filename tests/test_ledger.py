@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import RESERVER
+from helpers import reserve_in_parallel
 from trendio_cli.errors import LedgerError, Refused
 from trendio_cli.ledger import SCHEMA_VERSION, Ledger, QuotaExhausted
 
@@ -69,11 +69,7 @@ def test_quota_reservation_refuses_past_the_limit(tmp_path: Path):
 def test_four_processes_reserving_at_full_speed_never_overspend(tmp_path: Path):
     path = tmp_path / "l.db"
     Ledger.open(path).close()
-    procs = [subprocess.Popen([sys.executable, "-c", RESERVER, str(path), "600"], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(4)]
-    results = [p.communicate(timeout=120) for p in procs]
-    assert all(p.returncode == 0 for p in procs), [r[1][-500:] for r in results]
-    assert sum(int(out) for out, _ in results) == 600
+    assert sum(reserve_in_parallel(path, 600)) == 600
     with Ledger.open(path) as ledger:
         assert ledger.calls_used("b", "d") == 600 == ledger.calls_count("b", "d")
 

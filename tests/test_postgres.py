@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import RESERVER, json_out, run_cli, shop_credentials, shop_env, write_campaign
+from helpers import json_out, reserve_in_parallel, run_cli, shop_credentials, shop_env, write_campaign
 from trendio_cli.errors import Refused
 from trendio_cli.ledger import Ledger, QuotaExhausted
 from trendio_cli.sandbox.server import SandboxServer
@@ -66,11 +66,7 @@ def test_invariants_hold_on_postgres(pg_url):
 
 def test_four_processes_reserving_on_one_server_never_overspend(pg_url):
     Ledger.open(pg_url).close()
-    procs = [subprocess.Popen([sys.executable, "-c", RESERVER, pg_url, "400"], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(4)]
-    outs = [p.communicate(timeout=120) for p in procs]
-    assert all(p.returncode == 0 for p in procs), [o[1][-500:] for o in outs]
-    assert sum(int(o) for o, _ in outs) == 400
+    assert sum(reserve_in_parallel(pg_url, 400)) == 400
     with Ledger.open(pg_url) as ledger:
         assert ledger.calls_used("b", "d") == 400 == ledger.calls_count("b", "d")
 

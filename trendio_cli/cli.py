@@ -50,11 +50,6 @@ BaseUrlOpt = Annotated[
 ]
 
 
-def shown_ledger(ledger: str) -> str:
-    """A ledger location fit to print: a PostgreSQL URL loses its user and password."""
-    return f"postgresql://…@{ledger.split('@')[-1]}" if "://" in ledger else ledger
-
-
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"trendio {__version__}")
@@ -674,12 +669,13 @@ def ledger_import_cmd(
 ) -> None:
     """Load an export into a new (empty) ledger, all rows or none."""
     from trendio_cli.commands.ledger_io import import_ledger
+    from trendio_cli.ledger import shown_location
 
     counts = import_ledger(str(ledger), source)
     if as_json:
         emit_json(envelope("ledger import", 0, rows=counts))
     else:
-        stderr.print(f"imported {sum(counts.values())} rows into {shown_ledger(ledger)}: "
+        stderr.print(f"imported {sum(counts.values())} rows into {shown_location(ledger)}: "
                      + ", ".join(f"{k} {v}" for k, v in counts.items()))
 
 

@@ -179,6 +179,12 @@ def is_postgres_url(path: str | os.PathLike[str]) -> bool:
     return str(path).startswith(("postgresql://", "postgres://"))
 
 
+def shown_location(path: str | os.PathLike[str]) -> str:
+    """A ledger location fit to print: a PostgreSQL URL loses its user and password."""
+    text = str(path)
+    return f"postgresql://…@{text.split('@')[-1]}" if is_postgres_url(text) else text
+
+
 class _PgConnection:
     """A psycopg connection with the sqlite3 calls the ledger uses (`?` placeholders, execute, executemany)."""
 
@@ -302,13 +308,13 @@ class Ledger:
 
     @classmethod
     def _open_pg(cls, url: str, *, readonly: bool) -> Ledger:
-        shown = url.split("@")[-1]  # never the password
+        shown = shown_location(url)  # never the password
         try:
-            ledger = cls(_PgConnection(url), f"postgresql://…@{shown}", readonly)
+            ledger = cls(_PgConnection(url), shown, readonly)
         except ImportError:
             raise LedgerError("a PostgreSQL ledger needs psycopg: pip install 'psycopg[binary]' psycopg-pool") from None
         except _db_errors() as exc:
-            raise LedgerError(f"postgresql://…@{shown}: cannot connect: {str(exc).splitlines()[0]}") from None
+            raise LedgerError(f"{shown}: cannot connect: {str(exc).splitlines()[0]}") from None
         version = ledger._schema_version()
         if version > SCHEMA_VERSION:
             raise LedgerError(f"{ledger.path}: the ledger has schema version {version}, newer than this trendio")

@@ -20,11 +20,10 @@ from trendio_cli.errors import EXIT_QUOTA, EXIT_REFUSED, BadInput, ProblemsFound
 from trendio_cli.executor import EXIT_INTERRUPTED, Counts, ExecuteOptions, Executor, Stop
 from trendio_cli.inputs import is_plan_file, load_campaign_inputs, load_plan
 from trendio_cli.ledger import Ledger, iso
+from trendio_cli.output import STATUS_BY_EXIT
 from trendio_cli.pacing import Pacer, PaceRule, scope_key
 from trendio_cli.planner import LedgerState, Plan, check_not_ended, end_time, make_plan
 from trendio_cli.quota import QuotaDay
-
-STATUS_BY_EXIT = {0: "success", 3: "partial"}
 
 
 def preview(source: Path, ledger_path: str) -> Plan:
