@@ -28,7 +28,8 @@ RESERVER = textwrap.dedent("""
     started = time.perf_counter()
     while True:
         try:
-            call = ledger.reserve_call(brand="b", quota_day="d", endpoint="e", limit=int(sys.argv[2]), run_id=None)
+            call = ledger.reserve_call(brand="b", quota_day="d", endpoint="e", limit=int(sys.argv[2]),
+                                       run_id=None).call_id
             ledger.record_call(call, outcome="ok", http_status=200, code=0, latency_ms=1.0, request_id=None)
             got += 1
         except QuotaExhausted:

@@ -126,8 +126,11 @@ def test_a_second_run_for_a_busy_brand_is_refused_and_sigint_stops_gracefully(tm
                                  env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.time() + 30
         while time.time() < deadline:
-            if ledger.exists() and ledger_rows(ledger, "SELECT COUNT(*) FROM run_locks")[0][0]:
-                break
+            try:
+                if ledger.exists() and ledger_rows(ledger, "SELECT COUNT(*) FROM run_locks")[0][0]:
+                    break
+            except sqlite3.OperationalError:  # the first process is still creating the ledger
+                pass
             time.sleep(0.1)
         second = run_cli("execute", campaign, "--yes", "--json", env=env_for(sb, ledger))
         assert second.returncode == 5, second.stderr

@@ -1,5 +1,5 @@
 """The executor: the only place that sends invitations. Write-ahead (pending before the request leaves),
-quota reserved in the ledger before every call, paced by the shared bucket, every answer recorded per pair,
+quota reserved in the ledger before every call, paced by the shared send schedule, every answer recorded per pair,
 and nothing sent twice: an uncertain create is reconciled with the platform before anything is resent."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from trendio_cli.api.endpoints import (
 )
 from trendio_cli.campaign import Campaign, Limits
 from trendio_cli.errors import EXIT_FAILURE, EXIT_OK, EXIT_PARTIAL, EXIT_QUOTA, EXIT_REFUSED
-from trendio_cli.ledger import CONFLICT, FAILED, INELIGIBLE, SENT, Ledger, QuotaExhausted, parse_iso
+from trendio_cli.ledger import CONFLICT, FAILED, INELIGIBLE, SENT, CallSpec, Ledger, QuotaExhausted, parse_iso
 from trendio_cli.pacing import Pacer
 from trendio_cli.planner import Batch, create_fields
 from trendio_cli.quota import QuotaDay
@@ -91,6 +91,8 @@ class Executor:
     errors: list[dict[str, Any]] = field(default_factory=list)
     stop: Stop | None = None
     started: float = field(default_factory=time.monotonic)
+    _seated: int = 0  # requests that took a seat (some not sent yet): what --max-requests counts
+    _day: QuotaDay | None = None
 
     def __post_init__(self) -> None:
         if self.campaign is not None:
@@ -113,27 +115,36 @@ class Executor:
                        EXIT_INTERRUPTED))
 
     async def call(self, prepared: PreparedRequest, *, purpose: str, batch_key: str | None = None,
-                   attempt: int = 1) -> ApiAnswer | None:
-        """Reserve quota, wait for the pacer, send, record. None when the run must not send any more.
+                   attempt: int = 1, claim: Sequence[Pair] = ()) -> ApiAnswer | None:
+        """Join a send group (pacing.py): the group's quota and write-ahead claims (`claim`'s pairs go pending)
+        are written in one ledger transaction before it leaves; then send at the group's slot and record the
+        answer. None when the run must not send any more (nothing was claimed then).
 
         Purposes: "invite" may not touch the reserve; "sync" may spend only the reserve; "reconcile" may
         spend anything left in the day (it protects against duplicates)."""
         limits = self.limits
         assert limits is not None
-        if self.stop is not None and purpose in ("invite", "sync"):
-            return None
-        if self.options.max_requests is not None and self.counts.requests >= self.options.max_requests:
-            self.halt(Stop("max_requests", f"--max-requests {self.options.max_requests} reached", EXIT_QUOTA))
-            return None
-        now = datetime.now(timezone.utc)
-        day = QuotaDay.at(now, limits.quota_timezone)
-        limit = limits.daily_requests - (limits.reserve_requests if purpose == "invite" else 0)
-        share = (SYNC_ENDPOINTS, limits.reserve_requests) if purpose == "sync" else None
+        async with self.pacer.turn():
+            # checked in the turn: a stop that came while this request waited for it is seen here
+            if self.stop is not None and purpose in ("invite", "sync"):
+                return None
+            if self.options.max_requests is not None and self._seated >= self.options.max_requests:
+                self.halt(Stop("max_requests", f"--max-requests {self.options.max_requests} reached", EXIT_QUOTA))
+                return None
+            day = self._quota_day()
+            limit = limits.daily_requests - (limits.reserve_requests if purpose == "invite" else 0)
+            share = (SYNC_ENDPOINTS, limits.reserve_requests) if purpose == "sync" else None
+            seat = self.pacer.join(CallSpec(self.brand, day.day, prepared.endpoint.name, limit, self.run_id,
+                                            batch_key, attempt, share, claim))
+            self._seated += 1
+        connection = self.client.connection()  # opened while the group waits, not after its slot
         try:
-            call_id = self.ledger.reserve_call(
-                brand=self.brand, quota_day=day.day, endpoint=prepared.endpoint.name, limit=limit,
-                run_id=self.run_id, batch_key=batch_key, attempt=attempt, share=share)
-        except QuotaExhausted as exc:
+            call_id, send_at = await self.pacer.wait(seat, ready=connection)
+        except BaseException as exc:
+            self.client.release(connection)
+            self._seated -= 1
+            if not isinstance(exc, QuotaExhausted):
+                raise
             what = {"invite": "for invitations", "sync": "of the reserve for syncs"}.get(purpose, "")
             self.halt(Stop("daily_quota", f"daily request quota reached ({exc.used} of {exc.limit} requests "
                            f"{what} on {day.day})".replace("  ", " "), EXIT_QUOTA,
@@ -146,12 +157,12 @@ class Executor:
             self.counts.syncs += 1
         else:
             self.counts.conflict_checks += 1
-        permit_at = await self.pacer.acquire()
-        answer = await self.client.send(prepared)
-        self.pacer.record_send(permit_at, answer.sent_at)
+        answer = await self.client.send(prepared, connection.result())
+        self.pacer.record_send(send_at, answer.sent_at)
+        # written with the next transaction (the pairs' outcome, usually): the quota is already counted
         self.ledger.record_call(call_id, outcome=answer.outcome.value, http_status=answer.http_status,
                                 code=answer.code, latency_ms=answer.latency_ms, request_id=answer.request_id,
-                                message=answer.message)
+                                message=answer.message, defer=True)
         if answer.outcome is Outcome.RATE_LIMITED:
             self.counts.rate_limited += 1
             self.pacer.penalize(answer.retry_after)
@@ -162,6 +173,14 @@ class Executor:
             self.halt(Stop("auth", f"credentials rejected: {answer.describe()}", EXIT_REFUSED, hint=answer.hint))
         self._progress()
         return answer
+
+    def _quota_day(self) -> QuotaDay:
+        """The current quota day (worked out again only once it has ended)."""
+        day = self._day
+        if day is None or time.time() >= day.resets_at.timestamp():
+            assert self.limits is not None
+            day = self._day = QuotaDay.at(datetime.now(timezone.utc), self.limits.quota_timezone)
+        return day
 
     def _progress(self) -> None:
         if self.on_progress is not None:
@@ -255,8 +274,9 @@ class Executor:
                 if self.stop is not None:
                     self.counts.unsent += len(batch.pairs)
                     continue
-                self.ledger.claim(self.brand, self.run_id, batch.key, batch.pairs)
-                await self.send(batch.tier, batch.creator_ids, batch.product_ids, batch.key, batch.handles)
+                # the batch's pairs are claimed pending with its first request's reservation
+                await self.send(batch.tier, batch.creator_ids, batch.product_ids, batch.key, batch.handles,
+                                claim=True)
                 self._progress()
 
         workers = [asyncio.create_task(worker()) for _ in range(max(1, min(self.options.concurrency, len(batches))))]
@@ -268,25 +288,33 @@ class Executor:
         self.counts.unsent += len(pairs)
 
     async def send(self, tier: str, creators: list[str], products: list[str], key: str,
-                   handles: list[str] | None = None) -> None:
+                   handles: list[str] | None = None, claim: bool = False) -> None:
+        """Invite creators x products; `claim`: the pairs are still planned, and the first request claims them."""
         attempt = 0
         while creators and products:
             pairs = [(c, p) for c in creators for p in products]
             batch = Batch(key, tier, creators, products, handles if handles and len(creators) == 1 else [])
             assert self.campaign is not None
             prepared = self.client.prepare_create(**create_fields(self.campaign, batch))
-            answer = await self.call(prepared, purpose="invite", batch_key=key, attempt=attempt + 1)
+            answer = await self.call(prepared, purpose="invite", batch_key=key, attempt=attempt + 1,
+                                     claim=pairs if claim else ())
             if answer is None:
-                self._release(pairs)
+                if claim:
+                    self.counts.unsent += len(pairs)  # never claimed: still planned
+                else:
+                    self._release(pairs)
                 return
+            claim = False
             outcome = answer.outcome
             if outcome is Outcome.OK:
+                # written with the next request's reservation (the pairs are pending until then: a crash in
+                # between leaves them to reconciliation, as one during the request would)
                 conflicts = set(answer.conflicts()) & set(pairs)
                 if conflicts:
                     self.ledger.mark(self.brand, sorted(conflicts), CONFLICT, code=16024022,
-                                     message="already invited (reported by the platform)")
-                sent = [p for p in pairs if p not in conflicts]
-                self.ledger.mark(self.brand, sent, SENT, collaboration_id=answer.collaboration_id())
+                                     message="already invited (reported by the platform)", defer=True)
+                sent = [p for p in pairs if p not in conflicts] if conflicts else pairs
+                self.ledger.mark(self.brand, sent, SENT, collaboration_id=answer.collaboration_id(), defer=True)
                 self.counts.sent += len(sent)
                 self.counts.conflict += len(conflicts)
                 return

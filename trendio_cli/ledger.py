@@ -31,6 +31,9 @@ INVITED_STATES = (PENDING, SENT, ACCEPTED, DECLINED, EXPIRED)  # the creator got
 INVITED_SQL = "('pending', 'sent', 'accepted', 'declined', 'expired')"
 FINAL_STATES = (SENT, CONFLICT, FAILED, INELIGIBLE, ACCEPTED, DECLINED, EXPIRED)
 LOCK_STALE_AFTER_S = 30.0
+# A send slot is never further ahead than this (a Retry-After hold is at most 60 s): a schedule further out
+# was written under a clock that has since gone back, and starts again from now.
+PACE_HORIZON_S = 120.0
 BUSY_TIMEOUT_MS = int(os.environ.get("TRENDIO_LEDGER_BUSY_TIMEOUT_MS", "30000").strip() or 30000) \
     if os.environ.get("TRENDIO_LEDGER_BUSY_TIMEOUT_MS", "30000").strip().isdigit() else 30_000
 _LEDGER_HINTS = {
@@ -42,7 +45,18 @@ _LEDGER_HINTS = {
 
 
 def utcnow() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """Now, as the ledger writes times: `YYYY-MM-DDTHH:MM:SS.ffffffZ`."""
+    global _formatted_second
+    now = time.time()
+    second, text = _formatted_second
+    if second != int(now):  # several writes a request: format the date and time once a second
+        second = int(now)
+        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        _formatted_second = (second, text)
+    return f"{text}.{int((now - second) * 1_000_000):06d}Z"
+
+
+_formatted_second: tuple[int, str] = (-1, "")
 
 
 def iso(ts: float) -> str:
@@ -56,6 +70,40 @@ class QuotaExhausted(Exception):
         super().__init__(f"{used} of {limit} requests used")
         self.used = used
         self.limit = limit
+
+
+@dataclass(frozen=True)
+class CallSpec:
+    """One API call to count against a brand's quota day (see `Ledger.reserve_call`)."""
+
+    brand: str
+    quota_day: str
+    endpoint: str
+    limit: int
+    run_id: int | None
+    batch_key: str | None = None
+    attempt: int = 1
+    share: tuple[Sequence[str], int] | None = None
+    claim: Sequence[tuple[str, str]] = ()
+
+
+@dataclass(frozen=True)
+class SlotRequest:
+    """A group of send slots to take from a rate scope's schedule (pacing.Pacer makes them)."""
+
+    scope: str
+    spacing: float  # seconds between two slots
+    group: int  # slots taken (and requests sent) together
+    window: float  # the rule's window: the gap left where the group size changes
+    lead: float = 0.0  # never sooner than this from now
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """A call counted against the quota: its row in api_calls, and its send slot when one was asked for."""
+
+    call_id: int
+    slot: tuple[float, int] | None = None  # a group of send slots taken with it: (send time, size); pacing.Pacer
 
 
 @dataclass(frozen=True)
@@ -133,6 +181,14 @@ def m004_funnel_index(db: sqlite_utils.Database) -> None:
     db["invitations"].create_index(["brand", "campaign", "tier", "state"])
 
 
+@migration
+def m005_pace(db: sqlite_utils.Database) -> None:
+    # the send schedule shared by every process on the ledger, per rate scope: when the next slot is free,
+    # the size of the last group taken, and until when groups are single slots (after a 429)
+    db["pace"].create({"scope": str, "next_at": float, "size": int, "single_until": float}, pk="scope",
+                      not_null={"next_at", "size", "single_until"}, defaults={"single_until": 0.0})
+
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # The same migrations for a PostgreSQL ledger (same names, same tables and columns).
@@ -171,6 +227,8 @@ PG_MIGRATIONS: dict[str, list[str]] = {
     ],
     "m004_funnel_index": [
         "CREATE INDEX idx_invitations_brand_campaign_tier_state ON invitations (brand, campaign, tier, state)"],
+    "m005_pace": ["CREATE TABLE pace (scope TEXT PRIMARY KEY, next_at DOUBLE PRECISION NOT NULL, "
+                  "size INTEGER NOT NULL, single_until DOUBLE PRECISION NOT NULL DEFAULT 0)"],
 }
 assert list(PG_MIGRATIONS) == [name for name, _ in MIGRATIONS]
 
@@ -238,6 +296,10 @@ class Ledger:
         self.db = None if self.pg else sqlite_utils.Database(conn)
         self.path = path
         self.readonly = readonly
+        # Writes that may wait for the next transaction (a call's and its pairs' outcome), so that a request
+        # costs one commit: its reservation. Safe because the pairs were claimed pending before the request
+        # left: if the process dies first, the next run reconciles them, as after any crash mid-request.
+        self._deferred: list[tuple[str, list[Sequence[Any]]]] = []
 
     # --- opening -----------------------------------------------------------------------------
     @classmethod
@@ -323,6 +385,9 @@ class Ledger:
         return ledger
 
     def close(self) -> None:
+        if self._deferred:
+            with self.transaction():
+                pass  # the deferred writes go in with it
         self.conn.close()
 
     def __enter__(self) -> Ledger:
@@ -386,6 +451,8 @@ class Ledger:
             raise LedgerError(f"{self.path}: cannot write the ledger: {exc}",
                               hint=_LEDGER_HINTS.get(str(exc))) from None
         try:
+            for sql, rows in self._deferred:
+                self.conn.executemany(sql, rows)
             yield self.conn
         except _integrity_errors():
             self._rollback_quietly()
@@ -401,6 +468,7 @@ class Ledger:
         else:
             try:
                 self.conn.execute("COMMIT")
+                self._deferred.clear()
             except _db_errors() as exc:
                 self._rollback_quietly()
                 raise LedgerError(f"{self.path}: cannot write the ledger: {exc}",
@@ -478,43 +546,113 @@ class Ledger:
     # --- API calls and the daily quota --------------------------------------------------------
     def reserve_call(self, *, brand: str, quota_day: str, endpoint: str, limit: int, run_id: int | None,
                      batch_key: str | None = None, attempt: int = 1,
-                     share: tuple[Sequence[str], int] | None = None) -> int:
+                     share: tuple[Sequence[str], int] | None = None, claim: Sequence[tuple[str, str]] = (),
+                     pace: SlotRequest | None = None) -> Reservation:
         """Count one call against the brand's quota day before it is sent; refuse past `limit`, and, with
-        `share=(endpoints, n)`, past n calls to those endpoints that day (a reserve kept for them)."""
+        `share=(endpoints, n)`, past n calls to those endpoints that day (a reserve kept for them).
+
+        In the same transaction, so that a request costs one commit before it leaves: `claim` marks pairs
+        pending (write-ahead, as `claim()`), and `pace` takes a group of send slots (as `pace_slot()`).
+        Refused (QuotaExhausted), it changes nothing."""
+        spec = CallSpec(brand, quota_day, endpoint, limit, run_id, batch_key, attempt, share, claim)
         with self.transaction() as c:
-            self._serialize(c, f"quota:{brand}:{quota_day}")
-            row = c.execute("SELECT used FROM quota_usage WHERE brand = ? AND quota_day = ?",
-                            (brand, quota_day)).fetchone()
-            used = row[0] if row else 0
-            if used + 1 > limit:
-                raise QuotaExhausted(used, limit)
-            if share is not None:
-                endpoints, cap = share
-                marks = ",".join("?" * len(endpoints))
-                spent = c.execute(f"SELECT COUNT(*) FROM api_calls WHERE brand = ? AND quota_day = ? "
-                                  f"AND endpoint IN ({marks})", (brand, quota_day, *endpoints)).fetchone()[0]
-                if spent + 1 > cap:
-                    raise QuotaExhausted(spent, cap)
-            c.execute(
-                "INSERT INTO quota_usage (brand, quota_day, used) VALUES (?, ?, 1) "
-                "ON CONFLICT(brand, quota_day) DO UPDATE SET used = quota_usage.used + 1",
-                (brand, quota_day),
-            )
-            cur = c.execute(
-                "INSERT INTO api_calls (brand, quota_day, endpoint, run_id, batch_key, reserved_at, attempt, outcome) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, 'reserved') RETURNING id",
-                (brand, quota_day, endpoint, run_id, batch_key, utcnow(), attempt),
-            )
-            return int(cur.fetchone()[0])
+            call_id = self._reserve(c, spec, utcnow())
+            return Reservation(call_id, self._take_slot(c, pace) if pace else None)
+
+    def reserve_calls(self, specs: Sequence[CallSpec], pace: SlotRequest | None = None
+                      ) -> tuple[list[int | QuotaExhausted], tuple[float, int] | None]:
+        """`reserve_call` for several calls in one transaction (requests that leave together): each call's id,
+        or the QuotaExhausted that refused it (and changed nothing of it); and the slots `pace` took."""
+        now = utcnow()
+        results: list[int | QuotaExhausted] = []
+        with self.transaction() as c:
+            for spec in specs:
+                try:
+                    results.append(self._reserve(c, spec, now))
+                except QuotaExhausted as exc:
+                    results.append(exc)
+            return results, (self._take_slot(c, pace) if pace else None)
+
+    def _reserve(self, c: Any, spec: CallSpec, now: str) -> int:
+        brand, quota_day = spec.brand, spec.quota_day
+        self._serialize(c, f"quota:{brand}:{quota_day}")
+        row = c.execute("SELECT used FROM quota_usage WHERE brand = ? AND quota_day = ?", (brand, quota_day)).fetchone()
+        used = row[0] if row else 0
+        if used + 1 > spec.limit:
+            raise QuotaExhausted(used, spec.limit)
+        if spec.share is not None:
+            endpoints, cap = spec.share
+            marks = ",".join("?" * len(endpoints))
+            spent = c.execute(f"SELECT COUNT(*) FROM api_calls WHERE brand = ? AND quota_day = ? "
+                              f"AND endpoint IN ({marks})", (brand, quota_day, *endpoints)).fetchone()[0]
+            if spent + 1 > cap:
+                raise QuotaExhausted(spent, cap)
+        c.execute("INSERT INTO quota_usage (brand, quota_day, used) VALUES (?, ?, 1) "
+                  "ON CONFLICT(brand, quota_day) DO UPDATE SET used = quota_usage.used + 1", (brand, quota_day))
+        call_id = int(c.execute(
+            "INSERT INTO api_calls (brand, quota_day, endpoint, run_id, batch_key, reserved_at, attempt, outcome) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, 'reserved') RETURNING id",
+            (brand, quota_day, spec.endpoint, spec.run_id, spec.batch_key, now, spec.attempt),
+        ).fetchone()[0])
+        if spec.claim:
+            self._claim(c, brand, spec.run_id, spec.batch_key or "", spec.claim, now)
+        return call_id
 
     def record_call(self, call_id: int, *, outcome: str, http_status: int | None, code: int | None,
-                    latency_ms: float, request_id: str | None, message: str = "") -> None:
+                    latency_ms: float, request_id: str | None, message: str = "", defer: bool = False) -> None:
+        """The answer to a reserved call. `defer`: written with the ledger's next transaction (or when it is
+        closed) instead of in one of its own; the quota was counted at reservation either way."""
+        self._write("UPDATE api_calls SET finished_at = ?, outcome = ?, http_status = ?, code = ?, latency_ms = ?, "
+                    "request_id = ?, message = ? WHERE id = ?",
+                    [(utcnow(), outcome, http_status, code, round(latency_ms, 2), request_id, message[:500],
+                      call_id)], defer)
+
+    def _write(self, sql: str, rows: list[Sequence[Any]], defer: bool) -> None:
+        if defer:
+            self._deferred.append((sql, rows))
+            return
         with self.transaction() as c:
-            c.execute(
-                "UPDATE api_calls SET finished_at = ?, outcome = ?, http_status = ?, code = ?, latency_ms = ?, "
-                "request_id = ?, message = ? WHERE id = ?",
-                (utcnow(), outcome, http_status, code, round(latency_ms, 2), request_id, message[:500], call_id),
-            )
+            c.executemany(sql, rows)
+
+    # --- the send schedule (pacing) -----------------------------------------------------------
+    def pace_slot(self, request: SlotRequest) -> tuple[float, int]:
+        """Take the scope's next group of send slots, never earlier than now: `request.group` slots, or one
+        while the scope sends singly. Returns the group's send time (its first slot) and its size.
+
+        Groups of one size keep any window of the schedule to its limit; a group of another size than the
+        last starts a window after the last one taken, so that no window holds groups of two sizes."""
+        with self.transaction() as c:
+            return self._take_slot(c, request)
+
+    def pace_hold(self, scope: str, until: float, single_until: float = 0.0) -> None:
+        """No slot of the scope before `until` (the platform asked us to wait); single slots until
+        `single_until`."""
+        g = self._greatest
+        with self.transaction() as c:
+            c.execute(f"INSERT INTO pace (scope, next_at, size, single_until) VALUES (?, ?, 0, ?) ON CONFLICT(scope) "
+                      f"DO UPDATE SET next_at = {g}(pace.next_at, ?), single_until = {g}(pace.single_until, ?)",
+                      (scope, until, single_until, until, single_until))
+
+    def _take_slot(self, c: Any, request: SlotRequest) -> tuple[float, int]:
+        now = time.time()
+        c.execute("INSERT INTO pace (scope, next_at, size, single_until) VALUES (?, ?, ?, 0) "
+                  "ON CONFLICT(scope) DO NOTHING", (request.scope, now, request.group))
+        next_at, last_size, single_until = c.execute(
+            "SELECT next_at, size, single_until FROM pace WHERE scope = ?" + (" FOR UPDATE" if self.pg else ""),
+            (request.scope,)).fetchone()
+        size = 1 if now < single_until else request.group
+        if next_at > now + PACE_HORIZON_S:
+            next_at, last_size = now, 0
+        start = max(next_at, now + request.lead)
+        if last_size and size != last_size:  # (0: no group taken yet)
+            start = max(start, next_at + request.window)
+        c.execute("UPDATE pace SET next_at = ?, size = ? WHERE scope = ?",
+                  (start + size * request.spacing, size, request.scope))
+        return start, size
+
+    @property
+    def _greatest(self) -> str:
+        return "GREATEST" if self.pg else "MAX"
 
     def calls_used(self, brand: str, quota_day: str) -> int:
         row = self.conn.execute("SELECT used FROM quota_usage WHERE brand = ? AND quota_day = ?",
@@ -569,26 +707,27 @@ class Ledger:
 
     def claim(self, brand: str, run_id: int, batch_key: str, pairs: Sequence[tuple[str, str]]) -> None:
         """Write-ahead: mark the batch's pairs pending before the request leaves."""
-        now = utcnow()
         with self.transaction() as c:
-            c.executemany(
-                "UPDATE invitations SET state = 'pending', run_id = ?, batch_key = ?, claimed_at = ?, updated_at = ? "
-                "WHERE brand = ? AND creator_id = ? AND product_id = ? AND state IN ('planned', 'pending')",
-                ((run_id, batch_key, now, now, brand, cr, pr) for cr, pr in pairs),
-            )
+            self._claim(c, brand, run_id, batch_key, pairs, utcnow())
+
+    def _claim(self, c: Any, brand: str, run_id: int | None, batch_key: str, pairs: Sequence[tuple[str, str]],
+               now: str) -> None:
+        c.executemany(
+            "UPDATE invitations SET state = 'pending', run_id = ?, batch_key = ?, claimed_at = ?, updated_at = ? "
+            "WHERE brand = ? AND creator_id = ? AND product_id = ? AND state IN ('planned', 'pending')",
+            ((run_id, batch_key, now, now, brand, cr, pr) for cr, pr in pairs),
+        )
 
     def mark(self, brand: str, pairs: Sequence[tuple[str, str]], state: str, *, collaboration_id: str | None = None,
-             code: int | None = None, message: str | None = None) -> None:
-        """Record the outcome of pairs (one transaction, however many pairs)."""
+             code: int | None = None, message: str | None = None, defer: bool = False) -> None:
+        """Record the outcome of pending pairs (one transaction, however many pairs; with `defer`, written with
+        the next transaction, as `record_call`)."""
         now = utcnow()
         sent_at = now if state == SENT else None
-        with self.transaction() as c:
-            c.executemany(
-                "UPDATE invitations SET state = ?, collaboration_id = COALESCE(?, collaboration_id), code = ?, "
-                "message = ?, sent_at = COALESCE(?, sent_at), updated_at = ? "
-                "WHERE brand = ? AND creator_id = ? AND product_id = ?",
-                ((state, collaboration_id, code, message, sent_at, now, brand, cr, pr) for cr, pr in pairs),
-            )
+        self._write("UPDATE invitations SET state = ?, collaboration_id = COALESCE(?, collaboration_id), code = ?, "
+                    "message = ?, sent_at = COALESCE(?, sent_at), updated_at = ? "
+                    "WHERE brand = ? AND creator_id = ? AND product_id = ?",
+                    [(state, collaboration_id, code, message, sent_at, now, brand, cr, pr) for cr, pr in pairs], defer)
 
     def unclaim(self, brand: str, pairs: Sequence[tuple[str, str]]) -> None:
         """The platform certainly did not act on these pairs (refused before acting): back to planned."""

@@ -4,6 +4,7 @@ It decides who gets invited today, in which batch, at what cost in requests, and
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import secrets
@@ -177,8 +178,12 @@ def targeting_reason(campaign: Campaign, c: Creator, today: date) -> str | None:
 
 # --- request building (shared by dry-run and execute) -------------------------------------------------
 def end_time(campaign: Campaign) -> int:
-    tz = ZoneInfo(campaign.schedule.timezone)
-    end = datetime(campaign.end_date.year, campaign.end_date.month, campaign.end_date.day, 23, 59, 59, tzinfo=tz)
+    return _end_of_day(campaign.end_date, campaign.schedule.timezone)
+
+
+@functools.lru_cache(maxsize=64)
+def _end_of_day(day: date, tz_name: str) -> int:  # once per campaign, not once per request
+    end = datetime(day.year, day.month, day.day, 23, 59, 59, tzinfo=ZoneInfo(tz_name))
     return int(end.timestamp())
 
 

@@ -85,7 +85,8 @@ def dry_run_view(result: dict[str, Any], console: Console = stdout) -> None:
     pace = result["pace"]
     console.print(
         f"[bold]Dry run[/]: {result['requests_total']} requests for {result['pairs']} invitations, paced at "
-        f"{pace['limit']} per {pace['window_ms']} ms ({pace['requests_per_second']}/s, scope {pace['scope']}): "
+        f"{pace['limit']} per {pace['window_ms']} ms in groups of {pace['group']} "
+        f"({pace['requests_per_second']}/s, scope {pace['scope']}): "
         f"about {result['estimated_duration_s']:.1f} s plus network time. Signed with {result['signed_with']}. "
         f"Nothing was sent; the ledger was not written."
     )
@@ -193,9 +194,13 @@ def quota_view(result: dict[str, Any], console: Console = stdout) -> None:
 
 
 class ExecuteProgress:
-    """A Rich progress bar on stderr: pairs, requests, requests/s, quota left, ETA."""
+    """A Rich progress bar on stderr: pairs, requests, requests/s, quota left, ETA. Redrawn at most ten times
+    a second (an update per request would cost more CPU than the request itself); off, it costs nothing."""
+
+    REDRAW_EVERY_S = 0.1
 
     def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
         self.progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), TaskProgressColumn(),
             TextColumn("{task.fields[detail]}"), TimeElapsedColumn(), TimeRemainingColumn(),
@@ -203,15 +208,28 @@ class ExecuteProgress:
         )
         self.task = None
         self.started = time.monotonic()
+        self._drawn = 0.0
+        self._latest: tuple[Counts, Plan | None] | None = None
 
     def __enter__(self) -> ExecuteProgress:
         self.progress.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self._latest is not None:
+            self._draw(*self._latest)  # the final counts, whenever the last redraw was
         self.progress.__exit__(*exc)
 
     def update(self, counts: Counts, plan: Plan | None) -> None:
+        if not self.enabled:
+            return
+        self._latest = (counts, plan)
+        now = time.monotonic()
+        if now - self._drawn >= self.REDRAW_EVERY_S:
+            self._drawn = now
+            self._draw(counts, plan)
+
+    def _draw(self, counts: Counts, plan: Plan | None) -> None:
         total = counts.pairs_planned or (plan.pairs if plan else 0)
         done = counts.sent + counts.conflict + counts.ineligible + counts.failed + counts.unsent
         if self.task is None:

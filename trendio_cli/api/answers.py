@@ -6,6 +6,7 @@ from __future__ import annotations
 import email.utils
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -163,7 +164,7 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
 
 
 def classify_response(
-    status: int, headers: httpx.Headers | dict[str, str], body: bytes, *, mutating: bool
+    status: int, headers: Mapping[str, str], body: bytes, *, mutating: bool
 ) -> ApiAnswer:
     """Classify an HTTP response. The JSON envelope's `code` wins over the HTTP status."""
     retry_after = parse_retry_after(headers.get("retry-after") or headers.get("Retry-After"))
@@ -218,7 +219,8 @@ def _status_outcome(status: int) -> Outcome:
 
 def classify_exception(exc: Exception, *, mutating: bool) -> ApiAnswer:
     """Transport failures are transient; whether the request reached the platform decides `maybe_applied`."""
-    never_sent = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
+    never_sent = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout,
+                                  httpx.LocalProtocolError, httpx.UnsupportedProtocol))
     return ApiAnswer(
         outcome=Outcome.TRANSIENT,
         message=f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__,

@@ -1,20 +1,22 @@
-"""The signed HTTP client: one pooled httpx.AsyncClient per run, a fresh timestamp and signature per attempt."""
+"""The signed API client: one connection pool per run (`http11`), a fresh timestamp and signature per attempt."""
 
 from __future__ import annotations
 
-import http.cookiejar
+import asyncio
 import json
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
 from trendio_cli.api import endpoints as ep
 from trendio_cli.api.answers import ApiAnswer, classify_exception, classify_response
 from trendio_cli.api.credentials import Credentials, check_base_url
+from trendio_cli.api.http11 import Http11Pool, HttpxPool, Timeouts, open_pool
 from trendio_cli.api.signing import sign
 
 
@@ -26,17 +28,7 @@ def _read_timeout() -> float:
 
 
 # An answer slower than the read timeout counts as a transient failure whose outcome is unknown.
-DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=_read_timeout(), write=10.0, pool=60.0)
-
-
-class _NoCookies(http.cookiejar.CookieJar):
-    """The API does not use cookies; reading Set-Cookie on every answer is a measurable cost at 50 req/s."""
-
-    def extract_cookies(self, response: Any, request: Any) -> None:
-        return None
-
-    def add_cookie_header(self, request: Any) -> None:
-        return None
+DEFAULT_TIMEOUTS = Timeouts(connect=5.0, read=_read_timeout(), pool=60.0)
 REDACTED = "***"
 
 
@@ -75,6 +67,19 @@ class SignedRequest:
 
 def _mask(value: str) -> str:
     return value[:3] + REDACTED if len(value) > 6 else REDACTED
+
+
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+
+
+def query_string(query: dict[str, str]) -> str:
+    """`k=v&...`, percent-encoded where needed (the signed values are mostly hex, digits and plain keys, which
+    need none: checking is much cheaper than urlencode's quoting of every character)."""
+    return "&".join(f"{_quoted(k)}={_quoted(v)}" for k, v in query.items())
+
+
+def _quoted(text: str) -> str:
+    return text if _UNRESERVED.issuperset(text) else quote(text, safe="")
 
 
 def encode_body(body: dict[str, Any]) -> bytes:
@@ -123,7 +128,7 @@ class ApiClient:
         base_url: str,
         credentials: Credentials,
         *,
-        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        timeouts: Timeouts = DEFAULT_TIMEOUTS,
         max_connections: int = 100,
         transport: httpx.AsyncBaseTransport | None = None,
         create_version: str = "202405",
@@ -133,24 +138,55 @@ class ApiClient:
         self.credentials = credentials
         self.create_endpoint = ep.CREATE_VERSIONS[create_version]
         self.clock = clock
-        self._timeout = timeout
-        self._limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        self._timeouts = timeouts
+        self._max_connections = max_connections
         self._transport = transport
-        self._http: httpx.AsyncClient | None = None
+        self._pool: Http11Pool | HttpxPool | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
     async def __aenter__(self) -> ApiClient:
-        self._http = httpx.AsyncClient(timeout=self._timeout, limits=self._limits, transport=self._transport,
-                                       cookies=_NoCookies())
+        self._pool = open_pool(self.base_url, timeouts=self._timeouts, max_connections=self._max_connections,
+                               transport=self._transport)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
     async def aclose(self) -> None:
-        if self._http is not None:
-            await self._http.aclose()
-            self._http = None
+        if self._pool is not None:
+            await self._pool.aclose()
+            self._pool = None
+
+    def connection(self) -> asyncio.Future[Any]:
+        """A connection set aside for the next `send`, so that the request leaves on its slot rather than after
+        a connect: done at once when the pool has one idle, otherwise done once it is open (None if it cannot
+        be opened: the request then meets that failure itself). `release()` it if it is not used."""
+        loop = asyncio.get_running_loop()
+        idle = self._pool.take_idle() if self._pool is not None else None
+        if idle is not None or not isinstance(self._pool, Http11Pool):
+            ready = loop.create_future()
+            ready.set_result(idle)
+            return ready
+        return loop.create_task(self._open_connection())
+
+    async def _open_connection(self) -> Any:
+        assert self._pool is not None
+        try:
+            return await self._pool.lease()
+        except httpx.HTTPError:
+            return None
+
+    def release(self, connection: asyncio.Future[Any]) -> None:
+        """Hand an unused connection back to the pool (when it is open, if it is still being opened)."""
+        def give_back(ready: asyncio.Future[Any]) -> None:
+            if not ready.cancelled() and ready.exception() is None and ready.result() is not None \
+                    and self._pool is not None:
+                self._pool.give_back(ready.result())
+
+        if connection.done():
+            give_back(connection)
+        else:
+            connection.add_done_callback(give_back)
 
     # --- building ----------------------------------------------------------------------------
     def prepare(
@@ -178,31 +214,21 @@ class ApiClient:
         return SignedRequest(prepared.endpoint.method, self.base_url + prepared.path, query, headers, prepared.body)
 
     # --- sending -----------------------------------------------------------------------------
-    async def send(self, prepared: PreparedRequest) -> ApiAnswer:
-        """One attempt: sign now, send, classify. Retries are the caller's (they need the ledger)."""
-        if self._http is None:
+    async def send(self, prepared: PreparedRequest, connection: Any = None) -> ApiAnswer:
+        """One attempt: sign now, send (on `connection`, from `connection()`, if given), classify. Retries are
+        the caller's (they need the ledger)."""
+        if self._pool is None:
             raise RuntimeError("ApiClient used outside `async with`")
         signed = self.sign(prepared)
         started = time.perf_counter()
-        sent_at: list[float] = []
-
-        async def trace(event: str, info: dict[str, Any]) -> None:
-            # when the request really left (the pacer compares it with the permit's time)
-            if event.endswith("send_request_body.complete"):
-                sent_at.append(time.time())
-
         try:
-            response = await self._http.request(
-                signed.method, signed.url, params=signed.query, headers=signed.headers, content=signed.body,
-                extensions={"trace": trace},
-            )
-            answer = classify_response(
-                response.status_code, response.headers, response.content, mutating=prepared.mutating
-            )
+            raw = await self._pool.request(signed.method, prepared.path + "?" + query_string(signed.query),
+                                           signed.headers, signed.body, connection)
+            answer = classify_response(raw.status, raw.headers, raw.body, mutating=prepared.mutating)
+            answer.sent_at = raw.sent_at
         except httpx.HTTPError as exc:
             answer = classify_exception(exc, mutating=prepared.mutating)
         answer.latency_ms = (time.perf_counter() - started) * 1000
-        answer.sent_at = sent_at[0] if sent_at else None
         return answer
 
     # --- endpoint helpers --------------------------------------------------------------------

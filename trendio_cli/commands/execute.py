@@ -175,7 +175,7 @@ async def _execute(source, campaign: Campaign, creators, saved_plan, ledger_path
         ledger.close()
         raise
     rule = PaceRule.for_rate(campaign.limits.requests_per_second)
-    pacer = Pacer(rule, ledger_path, scope_key(campaign.limits.rate_scope, brand, creds.app_key))
+    pacer = Pacer(rule, ledger, scope_key(campaign.limits.rate_scope, brand, creds.app_key))
     loop = asyncio.get_running_loop()
     heartbeat: asyncio.Task[None] | None = None
     try:
@@ -225,7 +225,7 @@ async def _execute(source, campaign: Campaign, creators, saved_plan, ledger_path
                           exit_code=exc.exit_code if refused else 1,
                           counts=executor.counts.as_dict() if executor else {},
                           errors=[{"message": exc.message if refused else f"{type(exc).__name__}: {exc}"}])
-        await _cleanup(ledger, brand, run_id, pacer, heartbeat, loop if running is None else None)
+        await _cleanup(ledger, brand, run_id, heartbeat, loop if running is None else None)
         raise
     assert executor is not None
     exit_code = executor.exit_code()
@@ -240,7 +240,7 @@ async def _execute(source, campaign: Campaign, creators, saved_plan, ledger_path
                       errors=errors)
     quota_day = QuotaDay.at(datetime.now(timezone.utc), campaign.limits.quota_timezone)
     used = ledger.calls_used(brand, quota_day.day)
-    await _cleanup(ledger, brand, run_id, pacer, heartbeat, loop if running is None else None)
+    await _cleanup(ledger, brand, run_id, heartbeat, loop if running is None else None)
     return {
         "run_id": run_id,
         "brand": brand,
@@ -255,7 +255,8 @@ async def _execute(source, campaign: Campaign, creators, saved_plan, ledger_path
         "quota": {"day": quota_day.day, "used": used, "limit": campaign.limits.daily_requests,
                   "left": max(0, campaign.limits.daily_requests - used),
                   "resets_at": quota_day.resets_at.isoformat()},
-        "pace": {"requests_per_second": round(pacer.rule.per_second, 2), "penalties": pacer.penalties},
+        "pace": {"requests_per_second": round(pacer.rule.per_second, 2), "penalties": pacer.penalties,
+                 "late": pacer.late},
         "errors": errors,
     }
 
@@ -291,7 +292,7 @@ def _off_signals(loop: asyncio.AbstractEventLoop) -> None:
             loop.remove_signal_handler(sig)
 
 
-async def _cleanup(ledger: Ledger, brand: str, run_id: int, pacer: Pacer, heartbeat, loop) -> None:
+async def _cleanup(ledger: Ledger, brand: str, run_id: int, heartbeat, loop) -> None:
     if heartbeat is not None:
         heartbeat.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -302,5 +303,4 @@ async def _cleanup(ledger: Ledger, brand: str, run_id: int, pacer: Pacer, heartb
         ledger.clear_planned(brand)
         ledger.release_brand_lock(brand, run_id)
     finally:
-        pacer.close()
         ledger.close()

@@ -69,7 +69,7 @@ async def _sync_brand(brand: str, campaign_id: str | None, ledger_path: str, url
     ledger = Ledger.open(ledger_path)
     now = at or datetime.now(timezone.utc)
     run_id = ledger.start_run(brand=brand, campaign=campaign_id, command="sync")
-    pacer = Pacer(PaceRule.for_rate(limits.requests_per_second), ledger_path,
+    pacer = Pacer(PaceRule.for_rate(limits.requests_per_second), ledger,
                   scope_key(limits.rate_scope, brand, creds.app_key))
     changed: dict[str, int] = {}
     try:
@@ -110,7 +110,6 @@ async def _sync_brand(brand: str, campaign_id: str | None, ledger_path: str, url
         return {"brand": brand, "run_id": run_id, "exit_code": exit_code, **counts, "flagged": flagged[:50],
                 "errors": errors}
     finally:
-        pacer.close()
         ledger.close()
 
 
