@@ -82,6 +82,19 @@ async def fetch(pool, target: str = "/x?a=1", method: str = "GET", body: bytes |
     return await pool.request(method, target, {"x-tts-access-token": "t"}, body)
 
 
+def fetch_from(script: Script, times: int = 1):
+    """Serve `script`, send `times` requests through one pool: the server and the answers."""
+    async def go():
+        async with ScriptedServer(script) as server:
+            pool = Http11Pool(server.url)
+            try:
+                return server, [await fetch(pool) for _ in range(times)]
+            finally:
+                await pool.aclose()
+
+    return run(go())
+
+
 def test_a_plain_answer_and_keep_alive_reuse():
     async def go():
         async with ScriptedServer(answer()) as server:
@@ -111,14 +124,7 @@ def test_a_chunked_answer_split_into_single_bytes_with_extensions_and_trailers()
             writer.write(bytes([byte]))
             await writer.drain()
 
-    async def go():
-        async with ScriptedServer(script) as server:
-            pool = Http11Pool(server.url)
-            responses = [await fetch(pool), await fetch(pool)]
-            await pool.aclose()
-            return server, responses
-
-    server, responses = run(go())
+    server, responses = fetch_from(script, times=2)
     assert [r.body for r in responses] == [OK, OK]
     assert server.connections == 1
 
@@ -128,14 +134,7 @@ def test_a_chunked_answer_split_into_single_bytes_with_extensions_and_trailers()
     ("deflate", lambda b: zlib.compress(b)[2:-4]),  # raw deflate, as some servers send it
 ])
 def test_compressed_answers_are_decoded(encoding, encode):
-    async def go():
-        async with ScriptedServer(answer(encode(OK), headers=f"Content-Encoding: {encoding}\r\n")) as server:
-            pool = Http11Pool(server.url)
-            response = await fetch(pool)
-            await pool.aclose()
-            return server, response
-
-    server, response = run(go())
+    server, (response,) = fetch_from(answer(encode(OK), headers=f"Content-Encoding: {encoding}\r\n"))
     assert response.body == OK
     assert b"Accept-Encoding: gzip, deflate" in server.requests[0]
 
@@ -167,14 +166,7 @@ def test_interim_answers_are_skipped_and_empty_statuses_have_no_body():
             writer.write(b"HTTP/1.1 204 No Content\r\n\r\n")
         await writer.drain()
 
-    async def go():
-        async with ScriptedServer(script) as server:
-            pool = Http11Pool(server.url)
-            responses = [await fetch(pool), await fetch(pool)]
-            await pool.aclose()
-            return responses
-
-    first, second = run(go())
+    _, (first, second) = fetch_from(script, times=2)
     assert (first.status, first.body) == (200, b"{}")
     assert (second.status, second.body) == (204, b"")
 
