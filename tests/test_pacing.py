@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -278,25 +279,35 @@ def test_requests_arrive_at_the_sandbox_in_groups_under_the_limit(tmp_path):
     assert min(b - a for a, b in zip(starts, starts[1:])) >= 0.2
 
 
-def test_slow_connects_do_not_stall_the_other_requests(tmp_path, monkeypatch):
+SLOW_CONNECTS = """
+import asyncio.base_events, sys
+real = asyncio.base_events.BaseEventLoop.create_connection
+
+async def slow_connect(self, *args, **kwargs):
+    await asyncio.sleep(0.4)  # a TLS handshake with a far-away API
+    return await real(self, *args, **kwargs)
+
+asyncio.base_events.BaseEventLoop.create_connection = slow_connect
+sys.argv[0] = "trendio"
+from trendio_cli.cli import main
+main()
+"""
+
+
+def test_slow_connects_do_not_stall_the_other_requests(tmp_path):
     """Against a far-away API a new connection takes a TLS handshake: a request's connection is opened while
     its group waits, never while the others wait their turn. With 400 ms connects, 150 requests take about
-    their paced time (3.1 s) plus a connect or two (4.0 s here); opening connections in turn took 7.6 s."""
-    import asyncio.base_events
-
-    from trendio_cli.commands.execute import execute
-
-    real = asyncio.base_events.BaseEventLoop.create_connection
-
-    async def slow_connect(self, *args, **kwargs):
-        await asyncio.sleep(0.4)
-        return await real(self, *args, **kwargs)
-
-    monkeypatch.setattr(asyncio.base_events.BaseEventLoop, "create_connection", slow_connect)
+    their paced time (3.1 s) plus a connect or two (4.0 s here); opening connections in turn took 7.6 s.
+    (`execute` runs in its own process, with its connects slowed down, as the sandbox's clock must not share
+    this process's interpreter with it.)"""
     campaign = write_campaign(tmp_path, 150, limits={"creators_per_request": 1},
                               products=[{"id": "5", "commission": "10%"}])
     with SandboxServer(SandboxSettings(latency_ms=300, ineligible_permille=0)) as sb:
-        result = execute(campaign, ledger_path=str(tmp_path / "l.db"), base_url=sb.url)
+        env = {**os.environ, "TRENDIO_BASE_URL": sb.url, "TRENDIO_LEDGER": str(tmp_path / "l.db")}
+        proc = subprocess.run([sys.executable, "-c", SLOW_CONNECTS, "execute", str(campaign), "--yes", "--json"],
+                              env=env, capture_output=True, text=True, timeout=120)
         stats = sb.stats()
+    result = json.loads(proc.stdout)
+    assert proc.returncode == 0, proc.stderr[-1500:]
     assert result["counts"]["sent"] == 150 and stats["http_429"] == 0 and stats["max_requests_in_window"] <= 50
     assert result["duration_s"] < 6.5, result["duration_s"]
