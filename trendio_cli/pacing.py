@@ -85,8 +85,8 @@ def scope_key(scope: str, brand: str, app_key: str) -> str:
 class _Group:
     send_at: float
     seats: int  # requests that may still join it
-    written: asyncio.Future[None]  # done once its requests' reservations are in the ledger (or failed)
     unwritten: list[tuple[CallSpec, _Seat]] = field(default_factory=list)
+    written: bool = False  # its requests' reservations are in the ledger (or failed: `error`)
     error: BaseException | None = None
 
 
@@ -142,15 +142,14 @@ class Pacer:
         """Take a seat in the open group, or open one (in the turn)."""
         group = self._group
         now = time.time()
-        if group is None or group.seats == 0 or group.send_at <= now or group.written.done():
+        if group is None or group.seats == 0 or group.send_at <= now or group.written:
             slot, self._next = self._next, None
-            written = asyncio.get_running_loop().create_future()
             if slot is None or slot[0] <= now:
                 (call,), taken = self.ledger.reserve_calls([spec], pace=self._slots(lead=GATHER_S))
                 assert taken is not None
-                self._group = _Group(taken[0], taken[1] - 1, written)
+                self._group = _Group(taken[0], taken[1] - 1)
                 return _Seat(self._group, call)
-            group = self._group = _Group(slot[0], slot[1], written)
+            group = self._group = _Group(slot[0], slot[1])
         seat = _Seat(group)
         group.unwritten.append((spec, seat))
         group.seats -= 1
@@ -169,7 +168,7 @@ class Pacer:
             delay = send_at - time.time()
             if delay > 0:
                 await asyncio.sleep(delay)
-            if not group.written.done():
+            if not group.written:
                 self._write(group)
             if group.error is not None:
                 raise group.error
@@ -200,7 +199,7 @@ class Pacer:
             group.error = exc
         finally:
             group.unwritten = []
-            group.written.set_result(None)
+            group.written = True
 
     def record_send(self, send_at: float, sent_at: float | None) -> None:
         """A request that left late anyway (a transport that connects on its own, through a proxy) counts
