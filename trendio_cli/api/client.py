@@ -162,15 +162,17 @@ class ApiClient:
         a connect: done at once when the pool has one idle, otherwise done once it is open (None if it cannot
         be opened: the request then meets that failure itself). `release()` it if it is not used."""
         loop = asyncio.get_running_loop()
-        idle = self._pool.take_idle() if self._pool is not None else None
-        if idle is not None or not isinstance(self._pool, Http11Pool):
-            ready = loop.create_future()
-            ready.set_result(idle)
-            return ready
-        return loop.create_task(self._open_connection())
+        idle = None  # through httpx: it picks (or opens) the connection when it sends
+        if isinstance(self._pool, Http11Pool):
+            idle = self._pool.take_idle()
+            if idle is None:
+                return loop.create_task(self._open_connection())
+        ready = loop.create_future()
+        ready.set_result(idle)
+        return ready
 
     async def _open_connection(self) -> Any:
-        assert self._pool is not None
+        assert isinstance(self._pool, Http11Pool)
         try:
             return await self._pool.lease()
         except httpx.HTTPError:
@@ -180,7 +182,7 @@ class ApiClient:
         """Hand an unused connection back to the pool (when it is open, if it is still being opened)."""
         def give_back(ready: asyncio.Future[Any]) -> None:
             if not ready.cancelled() and ready.exception() is None and ready.result() is not None \
-                    and self._pool is not None:
+                    and isinstance(self._pool, Http11Pool):
                 self._pool.give_back(ready.result())
 
         if connection.done():

@@ -458,15 +458,6 @@ class HttpxPool:
         return RawResponse(response.status_code, {k.lower(): v for k, v in response.headers.items()},
                            response.content, sent_at[0] if sent_at else None)
 
-    def take_idle(self) -> None:
-        return None  # httpx picks (or opens) the connection when it sends
-
-    async def lease(self) -> None:
-        return None
-
-    def give_back(self, lease: None) -> None:
-        return None
-
     async def aclose(self) -> None:
         await self._client.aclose()
 
