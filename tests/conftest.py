@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import gc
 import os
 
 import pytest
@@ -25,12 +24,3 @@ def sandbox():
         yield sb
 
 
-
-def pytest_collection_finish(session):
-    """The in-process sandbox stamps each request's arrival, and it shares this process: a collection of the
-    whole test-session heap (every test module, hypothesis and the rest) paused it for up to 80 ms, long
-    enough to stamp part of a group of requests a window late and count 429s the client did not cause. The
-    platform is another system, so the heap collected by then is frozen out of later collections (measured:
-    no pause over 12 ms during the sandbox tests, from 80)."""
-    gc.collect()
-    gc.freeze()
