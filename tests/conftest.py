@@ -10,11 +10,12 @@ from trendio_cli.sandbox.state import SandboxSettings
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch, tmp_path):
-    """No test sees the developer's credentials or ledger; state lives in tmp_path."""
+    """No test sees the developer's credentials, ledger or token store; state lives in tmp_path."""
     for key in list(os.environ):
         if key.startswith("TRENDIO_") or key == "NO_COLOR":
             monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("TRENDIO_LEDGER", str(tmp_path / "trendio.db"))
+    monkeypatch.setenv("TRENDIO_HOME", str(tmp_path / "home"))  # the token store, never the developer's
     monkeypatch.setenv("COLUMNS", "120")
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from trendio_cli.api.answers import Outcome, classify_response, parse_retry_after
 from trendio_cli.api.client import ApiClient
+from trendio_cli.api.endpoints import CREATE_COLLABORATION_LEGACY
 from trendio_cli.api.credentials import (
     Credentials,
     check_base_url,
@@ -30,7 +31,7 @@ def answer_for(handler, mutating=True):
         async with ApiClient("https://api.example", CREDS, transport=httpx.MockTransport(handler)) as client:
             prepared = client.prepare_create(
                 name="c", message="m", end_time=2_000_000_000, products=[("1", 1500)],
-                creator_ids=["11", "12"], contact_email=None, free_sample=False,
+                creator_ids=["11", "12"], contact_email="x@y.example", free_sample=False,
             ) if mutating else client.prepare_check_conflicts(["11"], ["1"])
             return await client.send(prepared)
 
@@ -69,27 +70,80 @@ def test_requests_are_signed_with_a_fresh_timestamp_and_the_token_header():
     assert dict(seen[0].url.params)["sign"] != dict(seen[1].url.params)["sign"]
 
 
-def test_create_body_follows_the_api():
+def test_create_body_carries_every_field_the_reference_requires():
     client = ApiClient("https://api.example", CREDS)
     prepared = client.prepare_create(
         name="n", message="hello", end_time=1_800_000_000, products=[("1729384756", 1500)],
-        creator_ids=["a", "b"], contact_email="x@y.example", free_sample=True,
+        creator_ids=["uACafQAAAABmUU2qon4R0vUYvUVS3QC6CICP2m5A2-wd77j8R9G0yg", "b_2"], contact_email="x@y.example",
+        free_sample=True,
     )
+    assert prepared.path == "/affiliate_seller/202508/target_collaborations" and prepared.mutating
     body = json.loads(prepared.body)
-    assert body["creator_user_ids"] == ["a", "b"]
-    assert body["end_time"] == "1800000000"
-    assert body["products"] == [{"id": "1729384756", "target_commission_rate": 1500}]
-    assert body["seller_contact_info"] == {"email": "x@y.example"}
-    assert body["free_sample_rule"] == {"has_free_sample": True, "is_sample_approval_exempt": False}
-    newer = ApiClient("https://api.example", CREDS, create_version="202508").prepare_create(
-        name="n", message="m", end_time=1, products=[("1", 100)], creator_ids=["a"], contact_email=None,
-        free_sample=False,
+    assert body == {
+        "name": "n", "message": "hello", "end_time": "1800000000",
+        "products": [{"id": "1729384756", "target_commission_rate": 1500}],
+        "creator_user_open_ids": ["uACafQAAAABmUU2qon4R0vUYvUVS3QC6CICP2m5A2-wd77j8R9G0yg", "b_2"],
+        "seller_contact_info": {"email": "x@y.example"},
+        "free_sample_rule": {"has_free_sample": True, "is_sample_approval_exempt": False},
+    }
+    legacy = ApiClient("https://api.example", CREDS, create_endpoint=CREATE_COLLABORATION_LEGACY).prepare_create(
+        name="n", message="", end_time=1, products=[("1", 1000)], creator_ids=["6900000000000000042"],
+        contact_email="x@y.example", free_sample=False, sample_approval_exempt=True,
     )
-    assert "creator_user_open_ids" in json.loads(newer.body)
-    assert newer.path.startswith("/affiliate_seller/202508/")
+    legacy_body = json.loads(legacy.body)
+    assert legacy.path == "/affiliate_seller/202405/target_collaborations"
+    assert legacy_body["creator_user_ids"] == ["6900000000000000042"] and "creator_user_open_ids" not in legacy_body
+    assert "message" not in legacy_body  # optional: left out rather than sent empty
+    assert legacy_body["free_sample_rule"] == {"has_free_sample": False, "is_sample_approval_exempt": True}
     with pytest.raises(ValueError):
-        client.prepare_create(name="n", message="m", end_time=1, products=[("1", 100)],
-                              creator_ids=[str(i) for i in range(51)], contact_email=None, free_sample=False)
+        client.prepare_create(name="n", message="m", end_time=1, products=[("1", 1000)],
+                              creator_ids=[str(i) for i in range(51)], contact_email="x@y.example",
+                              free_sample=False)
+    with pytest.raises(ValueError, match="contact email"):
+        client.prepare_create(name="n", message="m", end_time=1, products=[("1", 1000)], creator_ids=["a"],
+                              contact_email="", free_sample=False)
+
+
+def test_searches_and_reads_follow_the_reference():
+    client = ApiClient("https://api.example", CREDS)
+    by_name = client.prepare_search_collaborations(status="VALID", name="spring-abc.1", page_size=20,
+                                                   page_token="b2Zm+c2V0/PTAK==")
+    assert by_name.path == "/affiliate_seller/202508/target_collaborations/search"
+    assert json.loads(by_name.body) == {"collaboration_status": "VALID", "search_param": {
+        "keyword_type": "TARGET_COLLABORATION_NAME", "keyword": "spring-abc.1"}}
+    assert by_name.query == {"page_size": "20", "page_token": "b2Zm+c2V0/PTAK=="}
+    with pytest.raises(ValueError):
+        client.prepare_search_collaborations(status="ACTIVE")
+    assert client.prepare_get_collaboration("7365861555575916210").path == \
+        "/affiliate_seller/202508/target_collaborations/7365861555575916210"
+    orders = client.prepare_search_orders(create_time_ge=10, create_time_lt=20, collaboration_id="7")
+    assert orders.path == "/affiliate_seller/202410/orders/search"
+    assert json.loads(orders.body) == {"create_time_ge": 10, "create_time_lt": 20, "program_id": "7"}
+    eligibility = client.prepare_check_eligibility(["a", "b", "a"])
+    assert json.loads(eligibility.body) == {"creator_infos": [{"creator_open_id": "a"}, {"creator_open_id": "b"}]}
+    with pytest.raises(ValueError):
+        client.prepare_check_eligibility([str(i) for i in range(101)])
+    shops = client.sign(client.prepare_authorized_shops(), timestamp=1_700_000_000)
+    assert "shop_cipher" not in shops.query  # the one call that names no shop
+    assert "shop_cipher" in client.sign(client.prepare_outreach_quota(), timestamp=1_700_000_000).query
+
+
+def test_a_page_token_with_reserved_characters_is_signed_as_sent():
+    seen = []
+
+    def handler(request: httpx.Request):
+        seen.append(request)
+        return httpx.Response(200, json=env(0))
+
+    async def go():
+        async with ApiClient("https://api.example", CREDS, transport=httpx.MockTransport(handler)) as client:
+            await client.send(client.prepare_search_collaborations(page_token="b2Zm+c2V0/PTAK=="))
+
+    run(go())
+    q = dict(seen[0].url.params)
+    assert q["page_token"] == "b2Zm+c2V0/PTAK=="
+    assert q["sign"] == sign("secret-xyz-123", seen[0].url.path, {k: v for k, v in q.items() if k != "sign"},
+                             seen[0].content)
 
 
 @pytest.mark.parametrize(
@@ -99,26 +153,45 @@ def test_create_body_follows_the_api():
         (httpx.Response(200, json=env(36009002, "Too many")), Outcome.RATE_LIMITED, False),
         (httpx.Response(429, json=env(36009002), headers={"Retry-After": "2"}), Outcome.RATE_LIMITED, False),
         (httpx.Response(429, text="slow down"), Outcome.RATE_LIMITED, False),
+        (httpx.Response(429, content=b""), Outcome.RATE_LIMITED, False),
+        (httpx.Response(429, json=env(0)), Outcome.RATE_LIMITED, False),
         (httpx.Response(429, json=env(45101004, "quota")), Outcome.DAILY_QUOTA, False),
         (httpx.Response(200, json=env(45101004, "quota")), Outcome.DAILY_QUOTA, False),
         (httpx.Response(200, json=env(36009003, "internal")), Outcome.TRANSIENT, True),
         (httpx.Response(500, json=env(36009007, "timeout")), Outcome.TRANSIENT, True),
         (httpx.Response(502, text="<html>Bad Gateway</html>"), Outcome.TRANSIENT, True),
         (httpx.Response(503, content=b""), Outcome.TRANSIENT, True),
+        (httpx.Response(503, json=env(0)), Outcome.TRANSIENT, True),
+        (httpx.Response(503, json=env(99999999, "overloaded")), Outcome.TRANSIENT, True),
         (httpx.Response(200, content=b'{"code": 0, "data": {"target_coll'), Outcome.TRANSIENT, True),
         (httpx.Response(200, json=env(16024022, "dup")), Outcome.DUPLICATE, False),
-        (httpx.Response(200, json=env(16024021)), Outcome.INELIGIBLE, False),
-        (httpx.Response(200, json=env(16024020)), Outcome.INELIGIBLE, False),
+        (httpx.Response(200, json=env(16024004)), Outcome.INELIGIBLE, False),
         (httpx.Response(200, json=env(16024006)), Outcome.INELIGIBLE, False),
         (httpx.Response(200, json=env(16024016)), Outcome.INELIGIBLE, False),
+        (httpx.Response(200, json=env(16024018)), Outcome.INELIGIBLE, False),
+        (httpx.Response(200, json=env(16024020)), Outcome.INELIGIBLE, False),
+        (httpx.Response(200, json=env(16024021)), Outcome.INELIGIBLE, False),
+        (httpx.Response(200, json=env(50001702)), Outcome.INELIGIBLE, False),
         (httpx.Response(200, json=env(16024019)), Outcome.OUTREACH_QUOTA, False),
+        (httpx.Response(200, json=env(16024008)), Outcome.PRODUCT, False),
+        (httpx.Response(200, json=env(50001703)), Outcome.SENSITIVE, False),
+        (httpx.Response(200, json=env(98001004, "invalid params: end_time")), Outcome.INVALID, False),
+        (httpx.Response(200, json=env(105002, "expired")), Outcome.TOKEN_EXPIRED, False),
+        (httpx.Response(401, json=env(105002, "expired")), Outcome.TOKEN_EXPIRED, False),
         (httpx.Response(200, json=env(36009004, "bad timestamp")), Outcome.AUTH, False),
-        (httpx.Response(401, json=env(105002, "expired")), Outcome.AUTH, False),
         (httpx.Response(200, json=env(101000)), Outcome.AUTH, False),
         (httpx.Response(200, json=env(105005)), Outcome.AUTH, False),
         (httpx.Response(200, json=env(106001)), Outcome.AUTH, False),
+        (httpx.Response(200, json=env(106013)), Outcome.AUTH, False),
+        (httpx.Response(200, json=env(36009033)), Outcome.AUTH, False),
         (httpx.Response(401, text="Unauthorized"), Outcome.AUTH, False),
-        (httpx.Response(200, json=env(16024008)), Outcome.PRODUCT, False),
+        (httpx.Response(200, json=env(36009009)), Outcome.UNSUPPORTED, False),
+        (httpx.Response(404, json=env(36009009)), Outcome.UNSUPPORTED, False),
+        (httpx.Response(200, json=env(36009010)), Outcome.UNSUPPORTED, False),
+        (httpx.Response(200, json=env(36009014)), Outcome.UNSUPPORTED, False),
+        (httpx.Response(200, json=env(36009022)), Outcome.UNSUPPORTED, False),
+        (httpx.Response(200, json=env(50001700)), Outcome.NO_ACCESS, False),
+        (httpx.Response(200, json=env(50001701)), Outcome.NO_ACCESS, False),
         (httpx.Response(200, json=env(12345678, "something new")), Outcome.UNKNOWN, False),
         (httpx.Response(200, json=env("36009003")), Outcome.TRANSIENT, True),
     ],
@@ -184,6 +257,11 @@ def test_error_data_naming_creators_is_found_wherever_it_is():
     answer = answer_for(lambda r: httpx.Response(200, json=env(16024021, data={
         "errors": [{"detail": {"creator_user_id": "12"}}]})))
     assert answer.named_ids({"11", "12"}) == {"12"}
+    listed = answer_for(lambda r: httpx.Response(200, json=env(16024020, data={"creator_ids": "a_1,b-2"})))
+    assert listed.named_ids({"a_1", "b-2", "c"}) == {"a_1", "b-2"}
+    in_message = answer_for(lambda r: httpx.Response(200, json=env(
+        16024016, "creator uACafQAAAABmUU2qon4R0vUY is already linked with a shop account")))
+    assert in_message.named_ids({"uACafQAAAABmUU2qon4R0vUY", "other"}) == {"uACafQAAAABmUU2qon4R0vUY"}
 
 
 def test_credentials_brand_specific_wins_and_secrets_stay_out_of_repr():

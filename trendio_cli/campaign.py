@@ -198,7 +198,7 @@ class Campaign(Strict):
     lifecycle: Lifecycle = Field(default_factory=Lifecycle)
     priority: int = 0
     ranking: Literal["learned", "followers", "random"] = "learned"
-    api_version: Literal["202405", "202508"] = "202405"
+    api: Literal["open-ids", "legacy-ids"] = "open-ids"
 
     @field_validator("message")
     @classmethod
@@ -245,6 +245,11 @@ class Campaign(Strict):
             if f >= t.min_followers:
                 return t
         return None
+
+    @property
+    def uses_legacy_ids(self) -> bool:
+        """Creates go to the 202405 endpoint with plain creator ids (`creator_user_id`) instead of open ids."""
+        return self.api == "legacy-ids"
 
     def message_for(self, tier: Tier | None) -> str:
         return (tier.message if tier and tier.message else None) or self.message

@@ -679,6 +679,56 @@ def ledger_import_cmd(
                      + ", ".join(f"{k} {v}" for k, v in counts.items()))
 
 
+auth_app = typer.Typer(help="The shops the credentials reach, and refreshing a brand's access token.",
+                       no_args_is_help=True, rich_markup_mode="markdown")
+app.add_typer(auth_app, name="auth")
+
+
+@sub_command(auth_app, "auth", "shops")
+def auth_shops_cmd(
+    brand: Annotated[str | None, typer.Option("--brand", help="Use this brand's credentials "
+                                              "(TRENDIO_<BRAND>_*); default the generic TRENDIO_* ones.")] = None,
+    base_url: BaseUrlOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List the shops the app and access token reach (name, region, seller type, code, cipher).
+
+    The cipher is what `TRENDIO_SHOP_CIPHER` (or `TRENDIO_<BRAND>_SHOP_CIPHER`) needs; this call itself
+    needs no cipher. One request, signed like the others.
+    """
+    from trendio_cli.commands.auth import list_shops
+
+    result = list_shops(base_url, brand)
+    if as_json:
+        emit_json(envelope("auth shops", 0, **result))
+    else:
+        render.shops_view(result)
+
+
+@sub_command(auth_app, "auth", "refresh")
+def auth_refresh_cmd(
+    brand: Annotated[str | None, typer.Option("--brand", help="Refresh this brand's token (TRENDIO_<BRAND>_*).")
+                     ] = None,
+    base_url: BaseUrlOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Refresh a brand's access token now and keep the new pair in the token store.
+
+    Access tokens last 7 days; `execute` and `sync` refresh by themselves when the platform says the token
+    has expired. The refresh token rotates at every refresh: the new pair is written to the token store
+    (one file, mode 0600, in the user's config directory; `TRENDIO_HOME` moves it) before it is used, and
+    wins over the environment's token from then on. The auth host is `TRENDIO_AUTH_URL` (default the real
+    one; the sandbox's own URL when the base URL is the sandbox). Tokens are never printed.
+    """
+    from trendio_cli.commands.auth import refresh_token
+
+    result = refresh_token(base_url, brand)
+    if as_json:
+        emit_json(envelope("auth refresh", 0, **result))
+    else:
+        render.refresh_view(result)
+
+
 # --- sandbox ----------------------------------------------------------------------------------------
 @command("sandbox")
 def sandbox_cmd(

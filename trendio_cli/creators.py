@@ -15,7 +15,8 @@ from typing import Any
 from trendio_cli.campaign import read_text
 from trendio_cli.problems import Problem
 
-KNOWN = ("creator_id", "handle", "followers", "gmv_30d", "category", "engagement_rate", "last_active")
+KNOWN = ("creator_id", "creator_user_id", "handle", "followers", "gmv_30d", "category", "engagement_rate",
+         "last_active")
 ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 INF = float("inf")
 
@@ -31,6 +32,7 @@ class Creator:
     last_active: date | None = None
     extra: dict[str, Any] | None = None  # unknown columns, kept as they are
     line: int = 0
+    creator_user_id: str | None = None  # the legacy plain id, for shops that still create with it
 
     def attributes(self) -> dict[str, Any]:
         return {
@@ -116,6 +118,8 @@ def _row_to_creator(row: dict[str, Any], line: int, file: str, problems: list[Pr
             except (ValueError, TypeError, OverflowError):
                 problems.append(Problem(file, line, columns.get(key, 1), f"{msg} (got {value!r})"))
                 ok = False
+        elif key == "creator_user_id":
+            creator.creator_user_id = str(value).strip()
         elif key in ("handle", "category"):
             setattr(creator, key, sys.intern(str(value).strip()))
         else:
@@ -160,6 +164,7 @@ class _FastRow:
         self.i_category = pos.get("category")
         self.i_rate = pos.get("engagement_rate")
         self.i_active = pos.get("last_active")
+        self.i_user = pos.get("creator_user_id")
         self.extras = [(i, h) for i, h in enumerate(header) if h not in KNOWN and h]
 
     def convert(self, row: list[str], line: int) -> Creator | None:
@@ -190,11 +195,12 @@ class _FastRow:
         except ValueError:
             return None
         extra = {h: row[i] for i, h in self.extras if row[i].strip()} if self.extras else None
-        return Creator(cid, handle, followers, gmv, category, rate, active, extra or None, line)
+        user_id = row[self.i_user].strip() or None if self.i_user is not None else None
+        return Creator(cid, handle, followers, gmv, category, rate, active, extra or None, line, user_id)
 
 
 def _merge(into: Creator, other: Creator) -> None:
-    for name in ("handle", "followers", "gmv_30d", "category", "engagement_rate", "last_active"):
+    for name in ("handle", "followers", "gmv_30d", "category", "engagement_rate", "last_active", "creator_user_id"):
         value = getattr(other, name)
         if value not in (None, ""):
             setattr(into, name, value)

@@ -7,29 +7,50 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from trendio_cli.api.answers import ApiAnswer, Outcome
+from trendio_cli.api.answers import HINTS, ApiAnswer, Outcome
 from trendio_cli.api.client import ApiClient, PreparedRequest
 from trendio_cli.api.endpoints import (
+    CHECK_CONFLICTS,
+    CHECK_ELIGIBILITY,
     GET_COLLABORATION,
     MAX_CREATORS_PER_CREATE,
+    MAX_CREATORS_PER_ELIGIBILITY_CHECK,
     MAX_PRODUCTS_PER_CREATE,
+    OUTREACH_QUOTA,
     SEARCH_COLLABORATIONS,
+    SEARCH_ORDERS,
+    Endpoint,
 )
+from trendio_cli.api.tokens import RefreshFailed
 from trendio_cli.campaign import Campaign, Limits
-from trendio_cli.errors import EXIT_FAILURE, EXIT_OK, EXIT_PARTIAL, EXIT_QUOTA, EXIT_REFUSED
-from trendio_cli.ledger import CONFLICT, FAILED, INELIGIBLE, SENT, CallSpec, Ledger, QuotaExhausted, parse_iso
+from trendio_cli.errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, EXIT_PARTIAL, EXIT_QUOTA, EXIT_REFUSED
+from trendio_cli.ledger import (
+    CONFLICT,
+    FAILED,
+    INELIGIBLE,
+    SENT,
+    CallSpec,
+    Ledger,
+    QuotaExhausted,
+    iso,
+    parse_iso,
+)
 from trendio_cli.pacing import Pacer
-from trendio_cli.planner import Batch, create_fields
+from trendio_cli.planner import Batch, collaboration_name, create_fields
 from trendio_cli.quota import QuotaDay
 
 Pair = tuple[str, str]
-SYNC_ENDPOINTS = (SEARCH_COLLABORATIONS.name, GET_COLLABORATION.name)
+SYNC_ENDPOINTS = (SEARCH_COLLABORATIONS.name, GET_COLLABORATION.name, SEARCH_ORDERS.name)
 EXIT_INTERRUPTED = 130
+MAX_NAME_SEARCH_PAGES = 5  # a name is unique: more than one page means the platform matches loosely
+# Answers that mean the campaign itself is wrong: it stops at the first one (exit 2), naming what.
+STOPS_CAMPAIGN = (Outcome.PRODUCT, Outcome.SENSITIVE, Outcome.INVALID)
 
 
 @dataclass
@@ -41,11 +62,14 @@ class ExecuteOptions:
     backoff_cap_s: float = 20.0
     settle_s: float = 2.0  # before reconciling an uncertain create, let the platform finish it
     heartbeat_s: float = 5.0
+    max_split_requests: int = 16  # per batch, to find creators refused without being named
+    unknown_streak: int = 3  # undocumented answers in a row that stop the brand
 
 
 @dataclass
 class Stop:
-    reason: str  # daily_quota | outreach_quota | max_requests | auth | interrupted
+    # daily_quota | outreach_quota | max_requests | auth | campaign_refused | unsupported | unknown_answers |
+    # interrupted
     message: str
     exit_code: int
     hint: str | None = None
@@ -65,7 +89,12 @@ class Counts:
     reconciled_free: int = 0
     requests: int = 0
     creates: int = 0
-    conflict_checks: int = 0
+    resent: int = 0  # create requests that sent a batch's rest again (after conflicts or ineligible creators)
+    split_requests: int = 0  # create requests spent finding creators refused without being named
+    conflict_checks: int = 0  # reads that reconcile (name searches, details, conflicts checks)
+    eligibility_checks: int = 0
+    unreachable: int = 0  # creators the eligibility check left out
+    token_refreshes: int = 0
     retries: int = 0
     rate_limited: int = 0
     syncs: int = 0
@@ -93,6 +122,11 @@ class Executor:
     started: float = field(default_factory=time.monotonic)
     _seated: int = 0  # requests that took a seat (some not sent yet): what --max-requests counts
     _day: QuotaDay | None = None
+    # 2026 endpoints the platform answered (True) or does not know (False) this run; absent: not asked yet
+    capabilities: dict[str, bool] = field(default_factory=dict)
+    _open_by_user: dict[str, str] = field(default_factory=dict)  # a legacy create's plain ids -> open ids
+    _unknown_streak: int = 0
+    _refresh_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def __post_init__(self) -> None:
         if self.campaign is not None:
@@ -116,6 +150,61 @@ class Executor:
 
     async def call(self, prepared: PreparedRequest, *, purpose: str, batch_key: str | None = None,
                    attempt: int = 1, claim: Sequence[Pair] = ()) -> ApiAnswer | None:
+        """One request, as the reference's error table says to treat its answer (tiktok-shop-api.md): an
+        expired token is refreshed once per run and the request sent again; configuration and credential
+        errors stop the brand after this one request; an unknown path or version stops the run, except on a
+        2026 endpoint being probed (then it is simply not used again this run); a streak of undocumented
+        answers stops the brand. None when nothing was sent (see `_send_one`)."""
+        endpoint = prepared.endpoint
+        if endpoint.probe and not self.offers(endpoint):
+            return None
+        generation = self.client.token_generation
+        answer = await self._send_one(prepared, purpose=purpose, batch_key=batch_key, attempt=attempt, claim=claim)
+        if answer is None:
+            return None
+        outcome = answer.outcome
+        if outcome is Outcome.TOKEN_EXPIRED:
+            if await self._refresh_token(generation):
+                return await self.call(prepared, purpose=purpose, batch_key=batch_key, attempt=attempt + 1,
+                                       claim=claim)
+            return answer
+        if endpoint.probe and outcome in (Outcome.OK, Outcome.UNSUPPORTED):
+            self.capabilities[endpoint.name] = outcome is Outcome.OK
+        elif outcome is Outcome.UNSUPPORTED:
+            self.halt(Stop("unsupported", f"the platform refused {endpoint.method} {endpoint.path}: "
+                           f"{answer.describe()}", EXIT_FAILURE, hint=answer.hint))
+        if outcome is Outcome.UNKNOWN:
+            self._unknown_streak += 1
+            if self._unknown_streak >= self.options.unknown_streak:
+                self.halt(Stop("unknown_answers", f"{self._unknown_streak} answers in a row that the reference "
+                               f"does not document, the last {answer.describe()}", EXIT_FAILURE,
+                               hint="the platform may have changed; the codes and messages are in `trendio runs "
+                                    "--json` and the ledger's api_calls table"))
+        elif outcome is not Outcome.TRANSIENT and outcome is not Outcome.RATE_LIMITED:
+            self._unknown_streak = 0
+        return answer
+
+    async def _refresh_token(self, generation: int) -> bool:
+        """Refresh the access token after a 105002, once per run (and once for all workers: those that met
+        the expired token while another refreshed it just use the new one). False: the brand stops."""
+        async with self._refresh_lock:
+            if self.client.token_generation != generation:
+                return True  # another worker refreshed it meanwhile
+            if self.counts.token_refreshes >= 1:
+                self.halt(Stop("auth", "the access token expired again after it was refreshed in this run",
+                               EXIT_REFUSED, hint=HINTS[105002]))
+                return False
+            try:
+                await self.client.refresh_access_token(brand=self.brand)
+            except RefreshFailed as exc:
+                self.halt(Stop("auth", f"the access token expired and could not be refreshed: {exc.message}",
+                               EXIT_REFUSED, hint=exc.hint))
+                return False
+            self.counts.token_refreshes += 1
+            return True
+
+    async def _send_one(self, prepared: PreparedRequest, *, purpose: str, batch_key: str | None = None,
+                        attempt: int = 1, claim: Sequence[Pair] = ()) -> ApiAnswer | None:
         """Join a send group (pacing.py): the group's quota and write-ahead claims (`claim`'s pairs go pending)
         are written in one ledger transaction before it leaves; then send at the group's slot and record the
         answer. None when the run must not send any more (nothing was claimed then).
@@ -170,7 +259,8 @@ class Executor:
             self.halt(Stop("daily_quota", f"the platform reports the daily request quota spent ({answer.code})",
                            EXIT_QUOTA, hint=f"the quota day resets at {day.resets_at.isoformat()}"))
         elif answer.outcome is Outcome.AUTH:
-            self.halt(Stop("auth", f"credentials rejected: {answer.describe()}", EXIT_REFUSED, hint=answer.hint))
+            self.halt(Stop("auth", f"credentials rejected after one request: {answer.describe()}", EXIT_REFUSED,
+                           hint=answer.hint))
         self._progress()
         return answer
 
@@ -185,6 +275,9 @@ class Executor:
     def _progress(self) -> None:
         if self.on_progress is not None:
             self.on_progress(self.counts)
+
+    async def pause(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
 
     async def _backoff(self, attempt: int, retry_after: float | None = None) -> None:
         delay = min(self.options.backoff_cap_s, self.options.backoff_base_s * 2 ** (attempt - 1))
@@ -211,56 +304,169 @@ class Executor:
             await self._backoff(attempt, answer.retry_after)
         return None
 
-    async def find_existing(self, creators: Sequence[str], products: Sequence[str],
-                            key: str | None) -> dict[Pair, str] | None:
-        """Ask the platform which of these pairs already exist (conflicts check). None if it cannot tell now."""
+    # --- what the platform offers -------------------------------------------------------------
+    def offers(self, endpoint: Endpoint) -> bool:
+        """False once the platform has answered that it does not know a (2026) endpoint this run."""
+        return self.capabilities.get(endpoint.name) is not False
+
+    # --- reading back what a create did (reconciliation) --------------------------------------
+    async def created_by(self, key: str, campaign_id: str, creators: Sequence[str],
+                         products: Sequence[str]) -> dict[Pair, str] | None:
+        """What one create request created, read back by the official route: the shop's collaborations are
+        searched by the request's unique name, and each one found is read (the detail is the only place that
+        lists its creators and products). The pairs of (creators x products) it created, with their
+        collaboration; empty if it created nothing; None if the platform cannot tell now."""
+        name = collaboration_name(campaign_id, key)
+        ids: list[str] = []
+        for status in ("VALID", "COMPLETED"):  # a collaboration that has ended since is COMPLETED
+            token: str | None = None
+            for _ in range(MAX_NAME_SEARCH_PAGES):
+                answer = await self.read(self.client.prepare_search_collaborations(
+                    status=status, name=name, page_size=20, page_token=token), purpose="reconcile", batch_key=key)
+                if answer is None:
+                    return None
+                # the platform's keyword match may be loose: only the exact name is this request's
+                ids += [str(c["id"]) for c in collaborations_in(answer.data)
+                        if str(c.get("name", "")) == name and c.get("id") not in (None, "")]
+                token = answer.data.get("next_page_token") or None
+                if not token:
+                    break
+            if ids:
+                break
+        found: dict[Pair, str] = {}
+        for cid in dict.fromkeys(ids):
+            pairs = await self.collaboration_pairs(cid, key)
+            if pairs is None:
+                return None
+            found.update({pair: cid for pair in pairs if pair[0] in creators and pair[1] in products})
+        return found
+
+    async def collaboration_pairs(self, collaboration_id: str, key: str | None = None) -> set[Pair] | None:
+        """The (creator open id, product) pairs of one collaboration, from its detail; None if unreadable."""
+        answer = await self.read(self.client.prepare_get_collaboration(collaboration_id), purpose="reconcile",
+                                 batch_key=key)
+        if answer is None:
+            return None
+        detail = answer.data.get("target_collaboration")
+        detail = detail if isinstance(detail, dict) else answer.data
+        creators = [self._open_id(str(c)) for c in _ids_in(detail.get("creators"),
+                                                            "creator_open_id", "creator_user_open_id",
+                                                            "creator_user_id")]
+        products = _ids_in(detail.get("products"), "id", "product_id")
+        return {(c, p) for c in creators for p in products}
+
+    async def existing_pairs(self, creators: Sequence[str], products: Sequence[str],
+                             key: str | None) -> dict[Pair, str] | None:
+        """Which of these pairs exist on the platform already, by the 2026 conflicts check; None if the
+        platform does not offer it or cannot tell now."""
         found: dict[Pair, str] = {}
         for i in range(0, len(creators), MAX_CREATORS_PER_CREATE):
             for j in range(0, len(products), MAX_PRODUCTS_PER_CREATE):
+                if not self.offers(CHECK_CONFLICTS):
+                    return None
                 cs, ps = creators[i:i + MAX_CREATORS_PER_CREATE], products[j:j + MAX_PRODUCTS_PER_CREATE]
                 answer = await self.read(self.client.prepare_check_conflicts(cs, ps), purpose="reconcile",
                                          batch_key=key)
                 if answer is None:
                     return None
                 items = answer.data.get("conflict_items") or []
-                by_pair = {(str(x.get("creator_open_id") or x.get("creator_user_id") or ""), str(x.get("product_id"))):
-                           str(x.get("existing_collaboration_id") or "") for x in items if isinstance(x, dict)}
-                for pair in answer.conflicts():
-                    if pair[0] in cs and pair[1] in ps:
-                        found[pair] = by_pair.get(pair, "")
+                for x in items if isinstance(items, list) else []:
+                    if isinstance(x, dict):
+                        pair = (str(x.get("creator_open_id") or x.get("creator_user_open_id") or ""),
+                                str(x.get("product_id") or ""))
+                        if pair[0] in cs and pair[1] in ps:
+                            found[pair] = str(x.get("existing_collaboration_id") or "")
         return found
 
     async def reconcile_pending(self) -> None:
-        """Pairs a dead run left pending: ask the platform, mark the invited ones sent, free the rest."""
+        """Pairs a dead run left pending: read back what each of its create requests did (by the request's
+        name), mark the invited pairs sent, and free the rest for sending again. Pairs the platform cannot
+        account for now stay pending (the planner leaves them out; the next run asks again)."""
         pending = self.ledger.pending(self.brand)
         if not pending:
             return
         newest = max(parse_iso(p.claimed_at) for p in pending)
         wait = self.options.settle_s - (time.time() - newest)
         if wait > 0:
-            await asyncio.sleep(wait)
-        by_batch: dict[str, list[Pair]] = {}
+            await self.pause(wait)
+        by_request: dict[tuple[str, str], list[Pair]] = {}
         for p in pending:
-            by_batch.setdefault(p.batch_key or "", []).append((p.creator_id, p.product_id))
-        for key, pairs in by_batch.items():
-            for creators, products in rectangles(pairs):
-                found = await self.find_existing(creators, products, key)
-                if found is None:
-                    continue  # still pending; the next run tries again, and the planner leaves them out
-                rect = [(c, p) for c in creators for p in products]
-                hit = [pair for pair in rect if pair in found]
-                for cid in {found[pair] for pair in hit}:
-                    self.ledger.mark(self.brand, [pair for pair in hit if found[pair] == cid], SENT,
-                                     collaboration_id=cid or None, message="reconciled after an interrupted run")
-                free = [pair for pair in rect if pair not in found]
-                self.ledger.unclaim(self.brand, free)
-                self.counts.reconciled_sent += len(hit)
-                self.counts.reconciled_free += len(free)
+            by_request.setdefault((p.campaign or "", p.batch_key or ""), []).append((p.creator_id, p.product_id))
+        for (campaign_id, key), pairs in by_request.items():
+            creators = sorted({c for c, _ in pairs})
+            products = sorted({p for _, p in pairs})
+            found = await self.created_by(key, campaign_id, creators, products) if key else {}
+            if found is not None and len(found) < len(pairs) and self.offers(CHECK_CONFLICTS):
+                # a second opinion where the name finds less than everything (a request of an older version,
+                # whose name was not unique): the pairs the platform has, whichever collaboration holds them
+                more = await self.existing_pairs(creators, products, key)
+                if more is not None:
+                    found = {**more, **found}
+            if found is None:
+                self.counts.uncertain += len(pairs)
+                continue
+            hit = [pair for pair in pairs if pair in found]
+            for cid in {found[pair] for pair in hit}:
+                self.ledger.mark(self.brand, [pair for pair in hit if found[pair] == cid], SENT,
+                                 collaboration_id=cid or None, message="reconciled after an interrupted run")
+            free = [pair for pair in pairs if pair not in found]
+            self.ledger.unclaim(self.brand, free)
+            self.counts.reconciled_sent += len(hit)
+            self.counts.reconciled_free += len(free)
+
+    # --- who can be reached (2026 eligibility check) -------------------------------------------
+    async def screen(self, creator_ids: Sequence[str], since_iso: str, until_iso: str) -> dict[str, str] | None:
+        """Ask the platform which of these creators an invitation can reach (100 a request), for those not
+        checked since `since`; the unreachable are flagged with the reason until `until` (the outreach week's
+        end). Returns creator -> reason; None when the platform does not offer the check (then the create
+        answers tell, as before it existed)."""
+        if not self.offers(CHECK_ELIGIBILITY):
+            return None
+        checked = self.ledger.checked_since(self.brand, since_iso)
+        todo = [c for c in dict.fromkeys(creator_ids) if c not in checked]
+        unreachable: dict[str, str] = {}
+        for i in range(0, len(todo), MAX_CREATORS_PER_ELIGIBILITY_CHECK):
+            chunk = todo[i:i + MAX_CREATORS_PER_ELIGIBILITY_CHECK]
+            answer = await self.read(self.client.prepare_check_eligibility(chunk), purpose="invite")
+            if answer is None:
+                break  # the rest go unchecked: the create answers will tell
+            self.counts.eligibility_checks += 1
+            results = answer.data.get("creator_eligibility_results") or []
+            seen: set[str] = set()
+            for r in results if isinstance(results, list) else []:
+                cid = str(r.get("creator_open_id") or "") if isinstance(r, dict) else ""
+                if cid in chunk:
+                    seen.add(cid)
+                    reason = unreachable_reason(r)
+                    if reason:
+                        unreachable[cid] = reason
+            self.ledger.record_checks(self.brand, seen, iso(time.time()))
+        by_reason: dict[str, list[str]] = {}
+        for cid, reason in unreachable.items():
+            by_reason.setdefault(reason, []).append(cid)
+        for reason, ids in by_reason.items():
+            self.ledger.flag_creators(self.brand, ids, "unreachable", reason, until_iso)
+        self.counts.unreachable += len(unreachable)
+        return unreachable if self.offers(CHECK_ELIGIBILITY) or unreachable else None
+
+    async def outreach_quota(self) -> dict[str, Any] | None:
+        """The platform's own figures for the shop's weekly outreach (2026), kept in the ledger; None when it
+        does not offer them."""
+        if not self.offers(OUTREACH_QUOTA):
+            return None
+        answer = await self.read(self.client.prepare_outreach_quota(), purpose="invite")
+        if answer is None:
+            return None
+        data = answer.data.get("data") if isinstance(answer.data.get("data"), dict) else answer.data
+        self.ledger.save_outreach_quota(self.brand, data)
+        return data
 
     # --- sending -----------------------------------------------------------------------------
     async def run(self, batches: Sequence[Batch]) -> None:
         self.counts.batches = len(batches)
         self.counts.pairs_planned = sum(len(b.pairs) for b in batches)
+        for b in batches:
+            self._open_by_user.update(zip(b.user_ids, b.creator_ids))
         queue: asyncio.Queue[Batch] = asyncio.Queue()
         for b in batches:
             queue.put_nowait(b)
@@ -274,100 +480,65 @@ class Executor:
                 if self.stop is not None:
                     self.counts.unsent += len(batch.pairs)
                     continue
-                # the batch's pairs are claimed pending with its first request's reservation
-                await self.send(batch.tier, batch.creator_ids, batch.product_ids, batch.key, batch.handles,
-                                claim=True)
+                await self.send_batch(batch)
                 self._progress()
 
         workers = [asyncio.create_task(worker()) for _ in range(max(1, min(self.options.concurrency, len(batches))))]
         await asyncio.gather(*workers)
 
-    def _release(self, pairs: Sequence[Pair]) -> None:
-        """The platform did not act on these pairs: they go back to the plan, for this run or a later one."""
-        self.ledger.unclaim(self.brand, pairs)
-        self.counts.unsent += len(pairs)
+    async def send_batch(self, batch: Batch) -> None:
+        """One planned batch. Its first request claims the pairs (write-ahead); what the platform answers may
+        turn it into further requests, each with a name of its own (the conflicts left out, ineligible creators
+        isolated), until every pair has an outcome or the run stops."""
+        work = _BatchWork(batch, self.options.max_split_requests)
+        queue: deque[_Request] = deque([_Request(batch.key, list(batch.creator_ids), list(batch.product_ids))])
+        while queue:
+            request = queue.popleft()
+            if self.stop is not None:
+                self._release(request)
+                continue
+            await self._create(work, request, queue)
 
-    async def send(self, tier: str, creators: list[str], products: list[str], key: str,
-                   handles: list[str] | None = None, claim: bool = False) -> None:
-        """Invite creators x products; `claim`: the pairs are still planned, and the first request claims them."""
+    async def _create(self, work: _BatchWork, request: _Request, queue: deque[_Request]) -> None:
+        """One create request, retried while the answer is transient; follow-up requests go on `queue`."""
+        assert self.campaign is not None
         attempt = 0
-        while creators and products:
-            pairs = [(c, p) for c in creators for p in products]
-            batch = Batch(key, tier, creators, products, handles if handles and len(creators) == 1 else [])
-            assert self.campaign is not None
-            prepared = self.client.prepare_create(**create_fields(self.campaign, batch))
-            answer = await self.call(prepared, purpose="invite", batch_key=key, attempt=attempt + 1,
-                                     claim=pairs if claim else ())
+        while True:
+            pairs = request.pairs
+            prepared = self.client.prepare_create(**create_fields(self.campaign, work.batch(request)))
+            # every request claims its pairs under its own key: a reconciliation then finds it by its name
+            answer = await self.call(prepared, purpose="invite", batch_key=request.key, attempt=attempt + 1,
+                                     claim=pairs)
             if answer is None:
-                if claim:
-                    self.counts.unsent += len(pairs)  # never claimed: still planned
-                else:
-                    self._release(pairs)
+                self._release(request)
                 return
-            claim = False
+            request.claimed = True
             outcome = answer.outcome
-            if outcome is Outcome.OK:
-                # written with the next request's reservation (the pairs are pending until then: a crash in
-                # between leaves them to reconciliation, as one during the request would)
-                conflicts = set(answer.conflicts()) & set(pairs)
-                if conflicts:
-                    self.ledger.mark(self.brand, sorted(conflicts), CONFLICT, code=16024022,
-                                     message="already invited (reported by the platform)", defer=True)
-                sent = [p for p in pairs if p not in conflicts] if conflicts else pairs
-                self.ledger.mark(self.brand, sent, SENT, collaboration_id=answer.collaboration_id(), defer=True)
-                self.counts.sent += len(sent)
-                self.counts.conflict += len(conflicts)
+            listed = self._listed_conflicts(answer, set(pairs))
+            if outcome is Outcome.OK and not answer.conflicts():
+                self.ledger.mark(self.brand, pairs, SENT, collaboration_id=answer.collaboration_id(), defer=True)
+                self.counts.sent += len(pairs)
                 return
-            if outcome is Outcome.DUPLICATE:
-                named = set(answer.conflicts()) & set(pairs)
-                if not named:
-                    if len(pairs) == 1:
-                        named = set(pairs)
-                    else:
-                        existing = await self.find_existing(creators, products, key)
-                        if existing is None:
-                            self._release(pairs)
-                            return
-                        named = set(existing) & set(pairs)
-                self.ledger.mark(self.brand, sorted(named), CONFLICT, code=answer.code, message=answer.message)
-                self.counts.conflict += len(named)
-                await self._send_rest([p for p in pairs if p not in named], tier, key, handles)
+            if listed:
+                await self._after_conflicts(work, request, queue, answer, listed)
+                return
+            if outcome in (Outcome.OK, Outcome.DUPLICATE):
+                await self._find_duplicates(work, request, queue, answer)
                 return
             if outcome is Outcome.INELIGIBLE:
-                named_creators = answer.named_ids(set(creators))
-                if not named_creators and len(creators) > 1:
-                    # The platform did not say who: split the batch until it does.
-                    half = len(creators) // 2
-                    await self.send(tier, creators[:half], products, key, handles)
-                    await self.send(tier, creators[half:], products, key, handles)
-                    return
-                named_creators = named_creators or set(creators)
-                bad = [(c, p) for c, p in pairs if c in named_creators]
-                self.ledger.mark(self.brand, bad, INELIGIBLE, code=answer.code, message=answer.message)
-                self.ledger.flag_creators(self.brand, sorted(named_creators), "ineligible",
-                                          f"{answer.code}: {answer.message}")
-                self.counts.ineligible += len(bad)
-                creators = [c for c in creators if c not in named_creators]
-                continue
-            if outcome is Outcome.PRODUCT:
-                named_products = answer.named_ids(set(products)) or (set(products) if len(products) == 1 else set())
-                if not named_products:
-                    half = len(products) // 2
-                    await self.send(tier, creators, products[:half], key, handles)
-                    await self.send(tier, creators, products[half:], key, handles)
-                    return
-                bad = [(c, p) for c, p in pairs if p in named_products]
-                self._fail(bad, answer, "product not owned by the shop: fix the campaign's products")
-                products = [p for p in products if p not in named_products]
-                continue
-            if outcome in (Outcome.OUTREACH_QUOTA,):
-                self.halt(Stop("outreach_quota", "the weekly outreach quota is spent (16024019)", EXIT_QUOTA,
-                               hint="inviting resumes when the outreach week refreshes "
-                               "(Sunday 12:00 GMT-8 by default)"))
-                self._release(pairs)
+                self._after_ineligible(work, request, queue, answer)
                 return
-            if outcome in (Outcome.DAILY_QUOTA, Outcome.AUTH):
-                self._release(pairs)
+            if outcome in STOPS_CAMPAIGN:
+                self._stop_campaign(answer, request)
+                self._release(request)
+                return
+            if outcome is Outcome.OUTREACH_QUOTA:
+                self.halt(Stop("outreach_quota", f"the weekly outreach quota is spent ({answer.code})", EXIT_QUOTA,
+                               hint=answer.hint))
+                self._release(request)
+                return
+            if outcome in (Outcome.DAILY_QUOTA, Outcome.AUTH, Outcome.TOKEN_EXPIRED, Outcome.UNSUPPORTED):
+                self._release(request)  # `call` has stopped the brand or the run
                 return
             if outcome is Outcome.RATE_LIMITED:
                 self.counts.retries += 1
@@ -376,34 +547,154 @@ class Executor:
                 attempt += 1
                 self.counts.retries += 1
                 if answer.maybe_applied:
-                    await asyncio.sleep(self.options.settle_s)
-                    existing = await self.find_existing(creators, products, key)
-                    if existing is None:
-                        self.counts.uncertain += len(pairs)  # stays pending: reconciled by the next run
+                    await self.pause(self.options.settle_s)  # let the platform finish what it may be doing
+                    created = await self.created_by(request.key, self.campaign.campaign, request.creators,
+                                                    request.products)
+                    if created is None:
+                        self.counts.uncertain += len(pairs)  # stays pending: the next run reconciles it
                         self._error(pairs, answer, "outcome unknown; left pending for reconciliation")
                         return
-                    done = [p for p in pairs if p in existing]
-                    for cid in {existing[p] for p in done}:
-                        self.ledger.mark(self.brand, [p for p in done if existing[p] == cid], SENT,
-                                         collaboration_id=cid or None, message="confirmed by a conflicts check")
-                    self.counts.sent += len(done)
-                    rest = [p for p in pairs if p not in existing]
-                    if len(done):
-                        await self._send_rest(rest, tier, key, handles)
+                    if created:
+                        self._mark_created(created, "confirmed by reading the collaboration back")
+                        self._follow_up(work, queue, [p for p in pairs if p not in created], request.tier)
                         return
+                    # nothing was created: the same request (and name) is sent again
                 if attempt >= self.options.max_attempts:
                     self._error(pairs, answer, f"gave up after {attempt} attempts; left for a later run")
-                    self._release(pairs)
+                    self._release(request)
                     return
                 await self._backoff(attempt, answer.retry_after)
                 continue
-            # Unknown code: non-retryable; keep the code and message.
-            self._fail(pairs, answer, "not retried: unknown answer")
+            self._fail(pairs, answer, "not retried: an answer the reference does not document")
             return
 
-    async def _send_rest(self, rest: Iterable[Pair], tier: str, key: str, handles: list[str] | None) -> None:
-        for creators, products in rectangles(list(rest)):
-            await self.send(tier, creators, products, key, handles)
+    def _listed_conflicts(self, answer: ApiAnswer, pairs: set[Pair]) -> set[Pair]:
+        """The request's pairs the answer lists as conflicts (plain ids of a legacy create mapped back)."""
+        return {(self._open_id(c), p) for c, p in answer.conflicts()} & pairs
+
+    async def _after_conflicts(self, work: _BatchWork, request: _Request, queue: deque[_Request],
+                               answer: ApiAnswer, listed: set[Pair]) -> None:
+        """A create answered with a conflicts list created nothing, for any creator in it (official affiliate
+        integration guide). The listed pairs are conflicts; the rest go again in a request without them."""
+        created: dict[Pair, str] = {}
+        cid = answer.collaboration_id()
+        if cid:  # a variant the reference does not describe: an id beside the list. What does it hold?
+            held = await self.collaboration_pairs(cid, request.key)
+            if held is None:
+                self.counts.uncertain += len(request.pairs)
+                self._error(request.pairs, answer, "conflicts listed beside a collaboration id that could not be "
+                                                   "read; left pending for reconciliation")
+                return
+            created = {pair: cid for pair in request.pairs if pair in held}
+            self._mark_created(created, "created beside a conflicts list")
+        conflicts = sorted(listed - set(created))
+        self.ledger.mark(self.brand, conflicts, CONFLICT, code=answer.code or 16024022,
+                         message="already invited (listed by the platform as a conflict)", defer=True)
+        self.counts.conflict += len(conflicts)
+        rest = [p for p in request.pairs if p not in listed and p not in created]
+        self.counts.resent += self._follow_up(work, queue, rest, request.tier)
+
+    async def _find_duplicates(self, work: _BatchWork, request: _Request, queue: deque[_Request],
+                               answer: ApiAnswer) -> None:
+        """A duplicate answer that does not say which pairs: the conflicts check tells where the platform
+        offers it; otherwise one pair is its own answer, and a larger request is split to find them."""
+        pairs = request.pairs
+        if len(pairs) == 1:
+            self.ledger.mark(self.brand, pairs, CONFLICT, code=answer.code, message=answer.message, defer=True)
+            self.counts.conflict += 1
+            return
+        existing = await self.existing_pairs(request.creators, request.products, request.key)
+        if existing:
+            named = sorted(set(existing) & set(pairs))
+            self.ledger.mark(self.brand, named, CONFLICT, code=answer.code, message=answer.message, defer=True)
+            self.counts.conflict += len(named)
+            self.counts.resent += self._follow_up(work, queue, [p for p in pairs if p not in existing],
+                                                  request.tier)
+            return
+        self._split(work, request, queue, answer)
+
+    def _after_ineligible(self, work: _BatchWork, request: _Request, queue: deque[_Request],
+                          answer: ApiAnswer) -> None:
+        """Nothing was created. Creators the answer names are ineligible (flagged, never planned again) and
+        the rest go again; when it names none, the request is split until each refusal has one creator."""
+        users = {u: c for u, c in work.user_of.items() if c in request.creators}
+        named = {self._open_id(x) for x in answer.named_ids(set(request.creators) | set(users))}
+        named &= set(request.creators)
+        if not named and len(request.creators) == 1:
+            named = set(request.creators)
+            work.isolated_alone += 1
+            if answer.code == 50001702 and work.isolated_alone >= 3 and self.counts.sent == 0:
+                # "an unavailable creator or product": when every creator alone is refused, it is a product
+                self._stop_campaign(answer, request, "every creator alone is refused as unavailable: a product "
+                                                     "of the campaign may be unavailable")
+                self._release(request)
+                return
+        if not named:
+            self._split(work, request, queue, answer)
+            return
+        bad = [(c, p) for c, p in request.pairs if c in named]
+        self.ledger.mark(self.brand, bad, INELIGIBLE, code=answer.code, message=answer.message, defer=True)
+        self.ledger.flag_creators(self.brand, sorted(named), "ineligible", f"{answer.code}: {answer.message}")
+        self.counts.ineligible += len(bad)
+        self.counts.resent += self._follow_up(work, queue, [p for p in request.pairs if p[0] not in named],
+                                              request.tier)
+
+    def _split(self, work: _BatchWork, request: _Request, queue: deque[_Request], answer: ApiAnswer) -> None:
+        """Halve the request (creators first, then products) to find the pairs an answer refused without naming
+        them; the requests this spends are bounded per batch (`max_split_requests`) and counted."""
+        creators, products = request.creators, request.products
+        halves = ([(creators[:len(creators) // 2], products), (creators[len(creators) // 2:], products)]
+                  if len(creators) > 1 else
+                  [(creators, products[:len(products) // 2]), (creators, products[len(products) // 2:])])
+        if work.splits_left < len(halves):
+            self._error(request.pairs, answer, f"the platform refused without naming whom; not isolated within "
+                                               f"{self.options.max_split_requests} split requests; left for a "
+                                               f"later run")
+            self._release(request)
+            return
+        work.splits_left -= len(halves)
+        self.counts.split_requests += len(halves)
+        for cs, ps in halves:
+            queue.appendleft(_Request(work.next_key(), cs, ps, request.tier, claimed=True))
+
+    def _follow_up(self, work: _BatchWork, queue: deque[_Request], rest: Sequence[Pair], tier: str) -> int:
+        """Queue the requests that send `rest` (already claimed) again, each with its own name; how many."""
+        shapes = rectangles(list(rest))
+        for creators, products in shapes:
+            queue.append(_Request(work.next_key(), creators, products, tier, claimed=True))
+        return len(shapes)
+
+    def _mark_created(self, created: dict[Pair, str], note: str) -> None:
+        for cid in set(created.values()):
+            done = [pair for pair, c in created.items() if c == cid]
+            self.ledger.mark(self.brand, done, SENT, collaboration_id=cid or None, message=note, defer=True)
+            self.counts.sent += len(done)
+
+    def _stop_campaign(self, answer: ApiAnswer, request: _Request, why: str | None = None) -> None:
+        """The campaign itself is wrong (a product not the shop's, words the platform refuses, a field it
+        refuses): one line that names what, and the campaign stops at this first occurrence."""
+        assert self.campaign is not None
+        products = sorted(answer.named_ids(set(request.products)))
+        if why is None and answer.outcome is Outcome.PRODUCT:
+            why = ("product(s) " + ", ".join(products) if products else "a product of the campaign") + \
+                  " not the shop's"
+        elif why is None and answer.outcome is Outcome.SENSITIVE:
+            tier = next((t for t in self.campaign.tiers if t.name == request.tier), None)
+            where = f"tier {tier.name}'s message" if tier is not None and tier.message else "the campaign's message"
+            why = f"{where} contains words the platform refuses: {self.campaign.message_for(tier)[:80]!r}"
+        elif why is None:
+            why = f"the platform refused a field of the request: {answer.message or 'invalid params'}"
+        self.halt(Stop("campaign_refused", f"campaign {self.campaign.campaign}: {why} ({answer.code})",
+                       EXIT_BAD_INPUT, hint=answer.hint))
+
+    def _release(self, request: _Request) -> None:
+        """The platform did not act on these pairs: they go back to the plan, for this run or a later one."""
+        if request.claimed:
+            self.ledger.unclaim(self.brand, request.pairs)
+        self.counts.unsent += len(request.pairs)
+
+    def _open_id(self, creator: str) -> str:
+        return self._open_by_user.get(creator, creator)
 
     def _fail(self, pairs: Sequence[Pair], answer: ApiAnswer, note: str) -> None:
         self.ledger.mark(self.brand, pairs, FAILED, code=answer.code, message=answer.message or answer.describe())
@@ -446,3 +737,75 @@ def rectangles(pairs: Sequence[Pair]) -> list[tuple[list[str], list[str]]]:
                 out.append((creators[i:i + MAX_CREATORS_PER_CREATE], list(products[j:j + MAX_PRODUCTS_PER_CREATE])))
     return out
 
+
+
+@dataclass
+class _Request:
+    """One create request of a batch: its key (hence its collaboration name) and what it invites."""
+
+    key: str
+    creators: list[str]
+    products: list[str]
+    tier: str = ""
+    claimed: bool = False  # its pairs are pending (a request that left claimed them)
+
+    @property
+    def pairs(self) -> list[Pair]:
+        return [(c, p) for c in self.creators for p in self.products]
+
+
+class _BatchWork:
+    """What one batch's requests share: its request keys, its split budget, its creators' handles and ids."""
+
+    def __init__(self, batch: Batch, split_budget: int) -> None:
+        self.source = batch
+        self.splits_left = split_budget
+        self.isolated_alone = 0  # single creators refused as unavailable, in a row
+        self._next = 0
+        self.handle_of = dict(zip(batch.creator_ids, batch.handles)) if batch.handles else {}
+        self.user_of = dict(zip(batch.user_ids, batch.creator_ids)) if batch.user_ids else {}
+        self._user_by_open = dict(zip(batch.creator_ids, batch.user_ids)) if batch.user_ids else {}
+
+    def next_key(self) -> str:
+        self._next += 1
+        return f"{self.source.key}.{self._next}"
+
+    def batch(self, request: _Request) -> Batch:
+        """The request as a batch of its own, for `create_fields` (personal messages only go one by one)."""
+        b = self.source
+        handles = [self.handle_of[request.creators[0]]] if len(request.creators) == 1 and self.handle_of else []
+        users = [self._user_by_open[c] for c in request.creators] if self._user_by_open else []
+        return Batch(request.key, request.tier or b.tier, request.creators, request.products, handles, [], users)
+
+
+def collaborations_in(data: dict[str, Any]) -> list[dict[str, Any]]:
+    items = data.get("target_collaborations") or data.get("collaborations") or []
+    return [c for c in items if isinstance(c, dict)] if isinstance(items, list) else []
+
+
+def _ids_in(items: Any, *keys: str) -> list[str]:
+    """The ids of a list of objects (the first of `keys` each has), or of a plain list of ids."""
+    out: list[str] = []
+    for item in items if isinstance(items, list) else []:
+        if isinstance(item, dict):
+            value = next((item[k] for k in keys if item.get(k) not in (None, "")), None)
+        else:
+            value = item
+        if isinstance(value, (str, int)) and not isinstance(value, bool):
+            out.append(str(value))
+    return out
+
+
+def unreachable_reason(result: dict[str, Any]) -> str | None:
+    """Why the eligibility check says an invitation cannot reach a creator; None when it can. A creator
+    already connected (or paired) with the shop costs no outreach and can always be reached."""
+    if result.get("is_blocked") is True:
+        return "eligibility: a block stands between the shop and the creator"
+    if result.get("is_connected") is True or result.get("is_paired") is True:
+        return None
+    if result.get("is_creator_follower_count_threshold_met") is False:
+        return "eligibility: outside the follower count the shop may reach out to"
+    if result.get("is_creator_level_quota_available") is False:
+        level = result.get("creator_level")
+        return f"eligibility: no outreach quota left this week for creator level {level}"
+    return None

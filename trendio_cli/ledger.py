@@ -189,6 +189,17 @@ def m005_pace(db: sqlite_utils.Database) -> None:
                       not_null={"next_at", "size", "single_until"}, defaults={"single_until": 0.0})
 
 
+@migration
+def m006_open_ids(db: sqlite_utils.Database) -> None:
+    # creators are named by Creator Open IDs; the plain id is kept beside it for shops that still create with it,
+    # with when the platform last said whether the creator can be reached (the 2026 eligibility check)
+    db["creators"].add_column("creator_user_id", str)
+    db["creators"].add_column("checked_at", str)
+    db["creators"].create_index(["brand", "creator_user_id"])
+    # the platform's own figures for the shop's weekly outreach quota, as last read
+    db["outreach_quota"].create({"brand": str, "fetched_at": str, "data": str}, pk="brand")
+
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # The same migrations for a PostgreSQL ledger (same names, same tables and columns).
@@ -229,6 +240,12 @@ PG_MIGRATIONS: dict[str, list[str]] = {
         "CREATE INDEX idx_invitations_brand_campaign_tier_state ON invitations (brand, campaign, tier, state)"],
     "m005_pace": ["CREATE TABLE pace (scope TEXT PRIMARY KEY, next_at DOUBLE PRECISION NOT NULL, "
                   "size INTEGER NOT NULL, single_until DOUBLE PRECISION NOT NULL DEFAULT 0)"],
+    "m006_open_ids": [
+        "ALTER TABLE creators ADD COLUMN creator_user_id TEXT",
+        "ALTER TABLE creators ADD COLUMN checked_at TEXT",
+        "CREATE INDEX idx_creators_brand_creator_user_id ON creators (brand, creator_user_id)",
+        "CREATE TABLE outreach_quota (brand TEXT PRIMARY KEY, fetched_at TEXT, data TEXT)",
+    ],
 }
 assert list(PG_MIGRATIONS) == [name for name, _ in MIGRATIONS]
 
@@ -848,15 +865,17 @@ class Ledger:
         now = utcnow()
         with self.transaction() as c:
             c.executemany(
-                "INSERT INTO creators (brand, creator_id, handle, followers, gmv_30d, category, engagement_rate, "
-                "last_active, extra, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT(brand, creator_id) DO UPDATE SET handle = excluded.handle, "
-                "followers = excluded.followers, "
+                "INSERT INTO creators (brand, creator_id, creator_user_id, handle, followers, gmv_30d, category, "
+                "engagement_rate, last_active, extra, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT(brand, creator_id) DO UPDATE SET "
+                "creator_user_id = COALESCE(excluded.creator_user_id, creators.creator_user_id), "
+                "handle = excluded.handle, followers = excluded.followers, "
                 "gmv_30d = excluded.gmv_30d, category = excluded.category, "
                 "engagement_rate = excluded.engagement_rate, last_active = excluded.last_active, "
                 "extra = excluded.extra, updated_at = excluded.updated_at",
-                ((brand, d["creator_id"], d.get("handle"), d.get("followers"), d.get("gmv_30d"), d.get("category"),
-                  d.get("engagement_rate"), d.get("last_active"), json.dumps(d.get("extra") or {}), now)
+                ((brand, d["creator_id"], d.get("creator_user_id"), d.get("handle"), d.get("followers"),
+                  d.get("gmv_30d"), d.get("category"), d.get("engagement_rate"), d.get("last_active"),
+                  json.dumps(d.get("extra") or {}), now)
                  for d in creators),
             )
 
@@ -871,6 +890,61 @@ class Ledger:
                 "updated_at = excluded.updated_at",
                 ((brand, cid, flag, reason, until_iso, now) for cid in creator_ids),
             )
+
+    # --- creators by open id -------------------------------------------------------------------
+    def plain_ids(self, brand: str) -> set[str]:
+        """Creator ids of this brand's rows that are plain numeric ids: a ledger of a version before open ids."""
+        digits = "creator_id ~ '^[0-9]+$'" if self.pg else "creator_id NOT GLOB '*[^0-9]*' AND creator_id != ''"
+        return {r[0] for r in self.conn.execute(
+            f"SELECT creator_id FROM invitations WHERE brand = ? AND {digits} "
+            f"UNION SELECT creator_id FROM creators WHERE brand = ? AND {digits}", (brand, brand))}
+
+    def adopt_open_ids(self, brand: str, open_by_plain: dict[str, str]) -> int:
+        """Rows an earlier version keyed by a creator's plain id move to the creator's open id, so that the
+        never-twice rule holds across the change. A product the open id already has a row for keeps both rows
+        (the plain one as history). Returns the invitation rows moved."""
+        if not open_by_plain:
+            return 0
+        moved = 0
+        with self.transaction() as c:
+            for plain, open_id in open_by_plain.items():
+                moved += c.execute(
+                    "UPDATE invitations SET creator_id = ? WHERE brand = ? AND creator_id = ? AND product_id NOT IN "
+                    "(SELECT product_id FROM invitations WHERE brand = ? AND creator_id = ?)",
+                    (open_id, brand, plain, brand, open_id)).rowcount
+                if not c.execute("SELECT 1 FROM creators WHERE brand = ? AND creator_id = ?",
+                                 (brand, open_id)).fetchone():
+                    c.execute("UPDATE creators SET creator_id = ?, creator_user_id = ? WHERE brand = ? "
+                              "AND creator_id = ?", (open_id, plain, brand, plain))
+        return moved
+
+    def checked_since(self, brand: str, since_iso: str) -> set[str]:
+        """Creators whose reach the platform's eligibility check reported since a time."""
+        return {r[0] for r in self.conn.execute(
+            "SELECT creator_id FROM creators WHERE brand = ? AND checked_at >= ?", (brand, since_iso))}
+
+    def record_checks(self, brand: str, creator_ids: Iterable[str], when_iso: str) -> None:
+        with self.transaction() as c:
+            c.executemany(
+                "INSERT INTO creators (brand, creator_id, checked_at, updated_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(brand, creator_id) DO UPDATE SET checked_at = excluded.checked_at",
+                ((brand, cid, when_iso, when_iso) for cid in creator_ids))
+
+    def save_outreach_quota(self, brand: str, data: dict[str, Any]) -> None:
+        """The platform's answer to the outreach quota endpoint, as last read (plan and quota show it)."""
+        with self.transaction() as c:
+            c.execute("INSERT INTO outreach_quota (brand, fetched_at, data) VALUES (?, ?, ?) ON CONFLICT(brand) "
+                      "DO UPDATE SET fetched_at = excluded.fetched_at, data = excluded.data",
+                      (brand, utcnow(), json.dumps(data)))
+
+    def outreach_quota(self, brand: str) -> tuple[str, dict[str, Any]] | None:
+        row = self.conn.execute("SELECT fetched_at, data FROM outreach_quota WHERE brand = ?", (brand,)).fetchone()
+        if row is None:
+            return None
+        try:
+            return row[0], json.loads(row[1])
+        except ValueError:
+            return None
 
     def flagged_creators(self, brand: str, now_iso: str) -> dict[str, str]:
         """creator -> flag, for flags still in force (no end, or an end in the future)."""
@@ -1031,7 +1105,7 @@ class Ledger:
 
     # --- moving a ledger ----------------------------------------------------------------------
     EXPORT_ORDER = {"runs": "id", "invitations": "id", "api_calls": "id", "quota_usage": "brand, quota_day",
-                    "creators": "brand, creator_id", "plans": "id", "run_locks": "brand"}
+                    "creators": "brand, creator_id", "plans": "id", "run_locks": "brand", "outreach_quota": "brand"}
     EXPORTED_TABLES = tuple(EXPORT_ORDER)
 
     def export_rows(self) -> Iterator[tuple[str, dict[str, Any]]]:

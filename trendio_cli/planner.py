@@ -4,6 +4,7 @@ It decides who gets invited today, in which batch, at what cost in requests, and
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import math
@@ -37,6 +38,7 @@ class Batch:
     product_ids: list[str]
     handles: list[str] = field(default_factory=list)
     creator_tiers: list[str] = field(default_factory=list)  # each creator's own tier, for caps and reports
+    user_ids: list[str] = field(default_factory=list)  # legacy plain ids, parallel to creator_ids (`api: legacy-ids`)
 
     def tier_of(self, index: int) -> str:
         return self.creator_tiers[index] if self.creator_tiers else self.tier
@@ -58,6 +60,8 @@ class LedgerState:
     fingerprint: str
     pending: int = 0  # pairs left pending by a dead run (reconciled before sending)
     model: AcceptanceModel = field(default_factory=AcceptanceModel)  # learned from the brand's answers
+    plain_ids: set[str] = field(default_factory=set)  # creators an earlier version named by their plain id
+    platform_outreach: tuple[str, dict[str, Any]] | None = None  # (read at, the outreach quota endpoint's data)
 
     @classmethod
     def read(cls, ledger: Ledger, campaign: Campaign, now: datetime) -> LedgerState:
@@ -72,6 +76,8 @@ class LedgerState:
             fingerprint=ledger.fingerprint(brand),
             pending=len(ledger.pending(brand)),
             model=AcceptanceModel.fit(Answer(*row) for row in ledger.answers(brand)),
+            plain_ids=ledger.plain_ids(brand),
+            platform_outreach=ledger.outreach_quota(brand),
         )
 
 
@@ -201,16 +207,27 @@ def render_message(campaign: Campaign, tier_name: str, product_count: int, handl
     )
 
 
+# The platform does not publish a limit for a collaboration's name (unverified); names stay this short.
+COLLABORATION_NAME_MAX = 50
+
+
+def collaboration_name(campaign: str, key: str) -> str:
+    """The unique name of one create request: the campaign, cut to fit, then the request's key whole (a
+    reconciliation finds the request's collaboration by this name)."""
+    room = max(0, COLLABORATION_NAME_MAX - len(key) - 1)
+    return f"{campaign[:room]}-{key}" if room else key[-COLLABORATION_NAME_MAX:]
+
+
 def create_fields(campaign: Campaign, batch: Batch) -> dict[str, Any]:
     """The fields of the create request for a batch, exactly as execute sends them."""
     handle = batch.handles[0] if len(batch.creator_ids) == 1 and batch.handles else None
     return {
-        "name": campaign.campaign[:100],
+        "name": collaboration_name(campaign.campaign, batch.key),
         "message": render_message(campaign, batch.tier, len(batch.product_ids), handle),
         "end_time": end_time(campaign),
         "products": commissions(campaign, batch.tier, batch.product_ids),
-        "creator_ids": batch.creator_ids,
-        "contact_email": campaign.contact_email,
+        "creator_ids": batch.user_ids if campaign.uses_legacy_ids else batch.creator_ids,
+        "contact_email": campaign.contact_email or "",
         "free_sample": campaign.free_sample,
         "sample_approval_exempt": campaign.sample_approval_exempt,
     }
@@ -245,6 +262,7 @@ def _pack(campaign: Campaign, selected: Iterable[tuple[Creator, Tier, tuple[str,
                     product_ids=products[j : j + MAX_PRODUCTS_PER_CREATE],
                     handles=[c.handle for c, _ in chunk] if personal else [],
                     creator_tiers=[t.name for _, t in chunk],
+                    user_ids=[c.creator_user_id or "" for c, _ in chunk] if campaign.uses_legacy_ids else [],
                 ))
     return batches
 
@@ -285,10 +303,12 @@ def make_plan(
     inactive_days = campaign.lifecycle.inactive_after_days
     score = scorer_for(campaign, state, today)
     candidate_pairs, n_min = 0, len(product_ids)
+    plain_ids = state.plain_ids
     for c in creators:
         cid = c.creator_id
+        legacy = c.creator_user_id if plain_ids and c.creator_user_id in plain_ids else None
         if flagged:
-            flag = flagged.get(cid)
+            flag = flagged.get(cid) or (flagged.get(legacy) if legacy else None)
             if flag is not None:
                 skipped[f"flagged {flag}"] += 1
                 continue
@@ -310,6 +330,8 @@ def make_plan(
             skipped["below every tier"] += 1
             continue
         done = invited.get(cid)
+        if legacy:  # the same creator under the plain id an earlier version used
+            done = (*(done or ()), *invited.get(legacy, ()))
         missing = all_products if not done else tuple(p for p in product_ids if p not in done)
         if not missing:
             skipped["already invited"] += 1
@@ -330,6 +352,9 @@ def make_plan(
     week = OutreachWeek.at(now, limits)
     invite_budget = max(0, limits.daily_requests - limits.reserve_requests - state.requests_used)
     outreach_left = max(0, limits.outreach_per_week - state.outreach_used)
+    platform = platform_outreach(state.platform_outreach, now)
+    if platform is not None and platform["left"] is not None:
+        outreach_left = min(outreach_left, platform["left"])  # the platform's own count, where it gives one
     # Spread the week's outreach over the active days left in it: not all spent by Monday, no day starved.
     week_days = active_days_left(campaign, today, week)
     outreach_today = math.ceil(outreach_left / len(week_days)) if week_days and active_today else 0
@@ -374,12 +399,7 @@ def make_plan(
         batches = batches[:invite_budget]
 
     chosen = {cid for b in batches for cid in b.creator_ids}
-    tiers: dict[str, dict[str, int]] = {}
-    for b in batches:
-        for i in range(len(b.creator_ids)):
-            t = tiers.setdefault(b.tier_of(i), {"creators": 0, "pairs": 0})
-            t["creators"] += 1
-            t["pairs"] += len(b.product_ids)
+    tiers = _tiers(batches)
     new_creators = sum(1 for cid in chosen if cid not in invited)
     creates = len(batches)
     reconciles = math.ceil(state.pending / MAX_CREATORS_PER_CREATE) if state.pending else 0
@@ -418,11 +438,80 @@ def make_plan(
             "limit": limits.outreach_per_week, "used": state.outreach_used, "new_creators": new_creators,
             "after": state.outreach_used + new_creators, "resets_at": week.resets_at.isoformat(),
             "week_ahead": _week_ahead(week_days, outreach_left + new_creators, today),
+            "platform": platform,
         },
         outlook=outlook,
         notes=notes,
         campaign_spec=campaign.model_dump(mode="json"),
     )
+
+
+def _tiers(batches: Sequence[Batch]) -> dict[str, dict[str, int]]:
+    tiers: dict[str, dict[str, int]] = {}
+    for b in batches:
+        for i in range(len(b.creator_ids)):
+            t = tiers.setdefault(b.tier_of(i), {"creators": 0, "pairs": 0})
+            t["creators"] += 1
+            t["pairs"] += len(b.product_ids)
+    return tiers
+
+
+def without_creators(plan: Plan, creator_ids: set[str]) -> Plan:
+    """The plan less these creators (the platform says an invitation cannot reach them); emptied batches go."""
+    batches: list[Batch] = []
+    removed = 0
+    for b in plan.batches:
+        keep = [i for i, c in enumerate(b.creator_ids) if c not in creator_ids]
+        removed += len(b.creator_ids) - len(keep)
+        if len(keep) == len(b.creator_ids):
+            batches.append(b)
+        elif keep:
+            batches.append(Batch(b.key, b.tier, _pick(b.creator_ids, keep), b.product_ids, _pick(b.handles, keep),
+                                 _pick(b.creator_tiers, keep), _pick(b.user_ids, keep)))
+    if not removed:
+        return plan
+    skipped = dict(plan.skipped)
+    skipped["unreachable (eligibility check)"] = skipped.get("unreachable (eligibility check)", 0) + removed
+    requests = {**plan.requests, "creates": len(batches)}
+    requests["total"] = requests["creates"] + requests.get("conflict_checks", 0)
+    return dataclasses.replace(plan, batches=batches, tiers=_tiers(batches), skipped=skipped, requests=requests)
+
+
+def _pick(values: list[str], keep: list[int]) -> list[str]:
+    return [values[i] for i in keep] if values else []
+
+
+def platform_outreach(snapshot: tuple[str, dict[str, Any]] | None, now: datetime) -> dict[str, Any] | None:
+    """The outreach quota endpoint's figures as last read, if they are of the week containing `now`: the
+    shop's total, used and left (None when unlimited), and each band of creator levels, bonus first."""
+    if snapshot is None:
+        return None
+    read_at, data = snapshot
+
+    def number(value: Any) -> int | None:
+        try:
+            n = int(str(value).strip())
+        except (TypeError, ValueError):
+            return None
+        return n if 0 <= n < 10**12 else None
+
+    start, end = number(data.get("start_time")), number(data.get("end_time"))
+    if start is not None and end is not None and not start <= now.timestamp() < end:
+        return None  # another week's figures
+    unlimited = data.get("unlimited") is True
+    total, used = number(data.get("quota_sum")), number(data.get("quota_use"))
+    bands = []
+    for d in data.get("quota_details") or []:
+        if isinstance(d, dict):
+            levels = [str(x) for x in d.get("creator_levels") or [] if isinstance(x, (int, str))]
+            bonus, bonus_used = number(d.get("quota_bonus_sum")) or 0, number(d.get("quota_bonus_use")) or 0
+            period, period_used = number(d.get("quota_period_sum")) or 0, number(d.get("quota_period_use")) or 0
+            left = max(0, bonus - bonus_used) + max(0, period - period_used)
+            bands.append({"creator_levels": levels, "bonus": bonus, "bonus_used": bonus_used, "period": period,
+                          "period_used": period_used, "left": left})
+    return {"read_at": read_at, "unlimited": unlimited, "total": total, "used": used,
+            "left": None if unlimited or total is None or used is None else max(0, total - used),
+            "max_followers": number(data.get("reached_max_follower_cnt")), "bands": bands}
 
 
 def active_days_left(campaign: Campaign, today: date, week: OutreachWeek) -> list[date]:

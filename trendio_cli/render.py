@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     Progress,
@@ -241,3 +242,24 @@ class ExecuteProgress:
             quota_left = f" quota left {left}"
         self.progress.update(self.task, total=max(total, 1), completed=done,
                              detail=f"{done}/{total} pairs {counts.requests} req {rate:.1f} req/s{quota_left}")
+
+
+def shops_view(r: dict[str, Any], console: Console = stdout) -> None:
+    """One block per shop, so that a long cipher is never cut, whatever the width."""
+    if not r["shops"]:
+        console.print("The credentials reach no shop: authorize the app in the shop's Seller Center.")
+        return
+    console.print(f"{len(r['shops'])} shop(s) reached by these credentials ({escape(r['credentials'])}):")
+    for s in r["shops"]:
+        console.print(f"\n[bold]{escape(s['name'] or s['id'])}[/]  {escape(s['region'])}  {escape(s['seller_type'])}"
+                      f"  code {escape(s['code'])}")
+        console.print(f"  cipher {escape(s['cipher'])}", soft_wrap=True)
+    if r.get("current_cipher_listed") is False:
+        console.print("\nnote: the shop cipher set in the environment is not one of these")
+
+
+def refresh_view(r: dict[str, Any], console: Console = stdout) -> None:
+    console.print(f"access token refreshed for {escape(r['brand'] or 'the default credentials')}: it expires "
+                  f"{r.get('access_token_expires_at') or 'at a time the platform did not say'}; the refresh token "
+                  f"{r.get('refresh_token_expires_at') or 'at a time the platform did not say'}.")
+    console.print(f"the new pair is kept in {escape(r['store'])}", soft_wrap=True)

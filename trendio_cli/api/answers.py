@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -15,16 +16,23 @@ import httpx
 
 
 class Outcome(str, Enum):
+    """What the executor must do with an answer (the reference's error table, tiktok-shop-api.md)."""
+
     OK = "ok"
     RATE_LIMITED = "rate_limited"  # back off, honour Retry-After, re-sign; never a failed invite
     DAILY_QUOTA = "daily_quota"  # no more calls for this brand until the quota day rolls over
     TRANSIENT = "transient"  # retry with backoff; a create may or may not have happened
     DUPLICATE = "duplicate"  # creator already invited to this product; never retry
-    INELIGIBLE = "ineligible"  # creator cannot be invited
+    INELIGIBLE = "ineligible"  # creator cannot be invited (nothing was created for any creator in the request)
     OUTREACH_QUOTA = "outreach_quota"  # weekly outreach spent: stop inviting for this shop
-    AUTH = "auth"  # credentials / signature / timestamp / scope: stop the run
-    PRODUCT = "product"  # product not owned by the shop: configuration error for that product
-    UNKNOWN = "unknown"  # undocumented code: non-retryable, keep code and message
+    TOKEN_EXPIRED = "token_expired"  # refresh the access token once, then go on
+    AUTH = "auth"  # credentials / signature / timestamp / scope / IP allow list: stop the brand
+    PRODUCT = "product"  # a product is not the shop's: stop the campaign (its configuration is wrong)
+    SENSITIVE = "sensitive"  # sensitive words in the message: stop the campaign
+    INVALID = "invalid"  # invalid params (a bad end_time, a missing field): stop the campaign
+    UNSUPPORTED = "unsupported"  # invalid path, method, body format or version: a bug, or a version withdrawn
+    NO_ACCESS = "no_access"  # this collaboration cannot be read (not the shop's, or expired)
+    UNKNOWN = "unknown"  # undocumented code: keep code and message; a streak of them stops the brand
 
 
 CODE_OUTCOMES: dict[int, Outcome] = {
@@ -32,29 +40,54 @@ CODE_OUTCOMES: dict[int, Outcome] = {
     36009002: Outcome.RATE_LIMITED,
     36009003: Outcome.TRANSIENT,
     36009007: Outcome.TRANSIENT,
+    45101004: Outcome.DAILY_QUOTA,
+    105002: Outcome.TOKEN_EXPIRED,
     36009004: Outcome.AUTH,
-    105002: Outcome.AUTH,
     101000: Outcome.AUTH,
     105005: Outcome.AUTH,
     106001: Outcome.AUTH,
-    45101004: Outcome.DAILY_QUOTA,
+    106013: Outcome.AUTH,
+    36009033: Outcome.AUTH,
+    36009009: Outcome.UNSUPPORTED,
+    36009010: Outcome.UNSUPPORTED,
+    36009014: Outcome.UNSUPPORTED,
+    36009022: Outcome.UNSUPPORTED,
     16024022: Outcome.DUPLICATE,
     16024019: Outcome.OUTREACH_QUOTA,
-    16024021: Outcome.INELIGIBLE,
-    16024020: Outcome.INELIGIBLE,
+    16024004: Outcome.INELIGIBLE,
     16024006: Outcome.INELIGIBLE,
     16024016: Outcome.INELIGIBLE,
+    16024018: Outcome.INELIGIBLE,
+    16024020: Outcome.INELIGIBLE,
+    16024021: Outcome.INELIGIBLE,
+    50001702: Outcome.INELIGIBLE,
     16024008: Outcome.PRODUCT,
+    50001703: Outcome.SENSITIVE,
+    98001004: Outcome.INVALID,
+    50001700: Outcome.NO_ACCESS,
+    50001701: Outcome.NO_ACCESS,
 }
 
-AUTH_HINTS: dict[int, str] = {
-    105002: "the access token has expired: refresh it (Partner Center > Authorization) and set TRENDIO_ACCESS_TOKEN",
-    101000: "the access token is invalid: re-authorize the shop and set TRENDIO_ACCESS_TOKEN",
-    105005: "the token lacks a scope: grant the affiliate-seller scopes to the app and re-authorize the shop",
-    106001: "the signature was refused: check TRENDIO_APP_SECRET",
-    36009004: "check the app key, secret, token, shop cipher and that this machine's clock is right",
+HINTS: dict[int, str] = {
+    105002: "the access token has expired and could not be refreshed: run `trendio auth refresh`, or set a new "
+            "TRENDIO_ACCESS_TOKEN and TRENDIO_REFRESH_TOKEN",
+    101000: "the access token is invalid or not this shop's: re-authorize the shop, set TRENDIO_ACCESS_TOKEN, and "
+            "check TRENDIO_SHOP_CIPHER with `trendio auth shops`",
+    105005: "the app or the token lacks a scope: grant \"Manage Seller Affiliate Collaboration\", \"Read Seller "
+            "Affiliate Collaboration\" and \"Read Creator Marketplace\" to the app, then re-authorize the shop",
+    106001: "the signature was refused: check TRENDIO_APP_SECRET (and the machine's clock)",
+    106013: "the shop cipher is missing: set TRENDIO_SHOP_CIPHER (`trendio auth shops` lists them)",
+    36009033: "this machine's IP address is not in the app's IP allow list (Partner Center > App & Service)",
+    36009004: "check the app key, secret, token and shop cipher, and that this machine's clock is right",
+    36009009: "the platform does not know this path: the API version may have been withdrawn; upgrade trendio",
+    36009010: "the platform refused the HTTP method: upgrade trendio",
+    36009014: "the platform does not offer this API version: upgrade trendio",
+    36009022: "the platform refused the request's body format: upgrade trendio",
+    16024008: "a product is not this shop's: check the campaign's products (and the shop cipher)",
+    50001703: "the message contains words the platform refuses: reword the campaign's message",
+    98001004: "the platform refused a field of the request: check the campaign (end_date, products, contact_email)",
+    16024019: "inviting resumes when the outreach week refreshes (Sunday 12:00 UTC-8 by default)",
 }
-
 
 @dataclass
 class ApiAnswer:
@@ -70,6 +103,7 @@ class ApiAnswer:
     maybe_applied: bool = False
     latency_ms: float = 0.0
     sent_at: float | None = None  # wall-clock time the request finished leaving this machine, if it did
+    overloaded: bool = False  # HTTP 503: the platform protects itself; slow down as after a 429
 
     @property
     def ok(self) -> bool:
@@ -81,7 +115,7 @@ class ApiAnswer:
 
     @property
     def hint(self) -> str | None:
-        return AUTH_HINTS.get(self.code or 0)
+        return HINTS.get(self.code or 0)
 
     def describe(self) -> str:
         parts = [self.outcome.value]
@@ -119,10 +153,14 @@ class ApiAnswer:
         return pairs
 
     def named_ids(self, candidates: set[str]) -> set[str]:
-        """Which of `candidates` the answer's data mentions anywhere (error data naming creators or products)."""
+        """Which of `candidates` the answer mentions anywhere: in its data, in any shape (lists of ids, objects
+        with ids, comma-separated text), or in its message. The platform does not document the shape."""
         found: set[str] = set()
-        _walk_strings(self.data, candidates, found)
+        _walk_strings([self.data, self.message], candidates, found)
         return found
+
+
+_ID_SEPARATORS = re.compile(r"[^A-Za-z0-9_-]+")
 
 
 def _first(item: dict[str, Any], *keys: str) -> Any:
@@ -143,6 +181,8 @@ def _walk_strings(value: Any, candidates: set[str], found: set[str]) -> None:
         s = str(value)
         if s in candidates:
             found.add(s)
+        elif isinstance(value, str):
+            found.update(t for t in _ID_SEPARATORS.split(s) if t in candidates)
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -182,7 +222,9 @@ def classify_response(
         if code is not None:
             data = envelope.get("data")
             outcome = CODE_OUTCOMES.get(code, Outcome.UNKNOWN)
-            if outcome is Outcome.OK and status >= 400:
+            if status >= 400 and (outcome is Outcome.OK or (outcome is Outcome.UNKNOWN and status in (429, 503))):
+                # a documented code says more than the status; success or an unknown code with an error
+                # status says less (429 and 503 are rate limiting and overload, envelope or not)
                 outcome = _status_outcome(status)
             return ApiAnswer(
                 outcome=outcome,
@@ -194,6 +236,7 @@ def classify_response(
                 retry_after=retry_after,
                 # internal error / timeout: the platform may have done the work before failing
                 maybe_applied=mutating and outcome is Outcome.TRANSIENT,
+                overloaded=status == 503,
             )
     # No usable envelope: an HTML error page, an empty or truncated body, a proxy's answer.
     outcome = _status_outcome(status)
@@ -204,6 +247,7 @@ def classify_response(
         message=f"HTTP {status} without a JSON envelope" + (f": {snippet}" if snippet else " (empty body)"),
         retry_after=retry_after,
         maybe_applied=mutating and outcome is Outcome.TRANSIENT,
+        overloaded=status == 503,
     )
 
 
@@ -212,8 +256,10 @@ def _status_outcome(status: int) -> Outcome:
         return Outcome.RATE_LIMITED
     if status in (401, 403):
         return Outcome.AUTH
-    # Any other status without a readable envelope, a 200 with a broken body included, is treated as a
-    # transient failure: retry (after reconciling a create) rather than crash or give up.
+    # 503 (overloaded: "a non-platform-controlled protective measure") is transient, and a create answered so
+    # may have been done: it is reconciled before anything is resent. Any other status without a readable
+    # envelope, a 200 with a broken body included, is treated as a transient failure: retry (after reconciling
+    # a create) rather than crash or give up.
     return Outcome.TRANSIENT
 
 

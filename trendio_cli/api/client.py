@@ -14,10 +14,12 @@ from urllib.parse import quote
 import httpx
 
 from trendio_cli.api import endpoints as ep
+from trendio_cli.api import tokens
 from trendio_cli.api.answers import ApiAnswer, classify_exception, classify_response
 from trendio_cli.api.credentials import Credentials, check_base_url
 from trendio_cli.api.http11 import Http11Pool, HttpxPool, Timeouts, open_pool
 from trendio_cli.api.signing import sign
+from trendio_cli.api.tokens import TokenStore, auth_url_for
 
 
 def _read_timeout() -> float:
@@ -43,7 +45,7 @@ class PreparedRequest:
 
     @property
     def mutating(self) -> bool:
-        return self.endpoint.name == "create_collaboration"
+        return self.endpoint.mutating
 
 
 @dataclass(frozen=True)
@@ -94,29 +96,40 @@ def create_collaboration_body(
     end_time: int,
     products: Sequence[tuple[str, int]],
     creator_ids: Sequence[str],
-    contact_email: str | None,
+    contact_email: str,
     free_sample: bool,
     sample_approval_exempt: bool = False,
-    version: str = "202405",
+    shop_ads_commission: int | None = None,
+    version: str = ep.CREATE_COLLABORATION.version,
 ) -> dict[str, Any]:
-    if len(creator_ids) > ep.MAX_CREATORS_PER_CREATE:
-        raise ValueError(f"at most {ep.MAX_CREATORS_PER_CREATE} creators per create request")
-    if len(products) > ep.MAX_PRODUCTS_PER_CREATE:
-        raise ValueError(f"at most {ep.MAX_PRODUCTS_PER_CREATE} products per create request")
-    creator_field = "creator_user_open_ids" if version >= "202508" else "creator_user_ids"
-    body: dict[str, Any] = {
-        "name": name,
-        "message": message,
+    """The create body as the reference requires it: name, end_time (a string of Unix seconds), products with
+    their commission, the creators (open ids on 202508, plain ids on the legacy 202405), the seller's contact
+    email and both free-sample booleans, always; the message when there is one."""
+    if not 1 <= len(creator_ids) <= ep.MAX_CREATORS_PER_CREATE:
+        raise ValueError(f"1..{ep.MAX_CREATORS_PER_CREATE} creators per create request")
+    if not 1 <= len(products) <= ep.MAX_PRODUCTS_PER_CREATE:
+        raise ValueError(f"1..{ep.MAX_PRODUCTS_PER_CREATE} products per create request")
+    if not contact_email:
+        raise ValueError("the platform requires the seller's contact email")
+    items: list[dict[str, Any]] = []
+    for pid, rate in products:
+        item: dict[str, Any] = {"id": pid, "target_commission_rate": rate}
+        if shop_ads_commission is not None:
+            item["shop_ads_commission_rate"] = shop_ads_commission
+        items.append(item)
+    body: dict[str, Any] = {"name": name}
+    if message:
+        body["message"] = message
+    body.update({
         "end_time": str(end_time),
-        "products": [{"id": pid, "target_commission_rate": rate} for pid, rate in products],
-        creator_field: list(creator_ids),
+        "products": items,
+        ep.CREATOR_IDS_FIELD[version]: list(creator_ids),
+        "seller_contact_info": {"email": contact_email},
         "free_sample_rule": {
             "has_free_sample": bool(free_sample),
             "is_sample_approval_exempt": bool(sample_approval_exempt),
         },
-    }
-    if contact_email:
-        body["seller_contact_info"] = {"email": contact_email}
+    })
     return body
 
 
@@ -131,12 +144,17 @@ class ApiClient:
         timeouts: Timeouts = DEFAULT_TIMEOUTS,
         max_connections: int = 100,
         transport: httpx.AsyncBaseTransport | None = None,
-        create_version: str = "202405",
+        create_endpoint: ep.Endpoint = ep.CREATE_COLLABORATION,
         clock: Callable[[], float] = time.time,
+        auth_url: str | None = None,
+        token_store: TokenStore | None = None,
     ) -> None:
         self.base_url = check_base_url(base_url)
         self.credentials = credentials
-        self.create_endpoint = ep.CREATE_VERSIONS[create_version]
+        self.create_endpoint = create_endpoint
+        self.auth_url = auth_url or auth_url_for(self.base_url)
+        self.token_store = token_store
+        self.token_generation = 0  # grows at every refresh: who met the old token knows it has changed
         self.clock = clock
         self._timeouts = timeouts
         self._max_connections = max_connections
@@ -190,6 +208,13 @@ class ApiClient:
         else:
             connection.add_done_callback(give_back)
 
+    async def refresh_access_token(self, brand: str = "") -> None:
+        """Swap in a refreshed access token (`tokens.refresh`: stored before it is used). RefreshFailed if not."""
+        failed = self.credentials.access_token
+        self.credentials = await tokens.refresh(self.credentials, failed, auth_url=self.auth_url, brand=brand,
+                                                store=self.token_store, transport=self._transport)
+        self.token_generation += 1
+
     # --- building ----------------------------------------------------------------------------
     def prepare(
         self,
@@ -210,7 +235,9 @@ class ApiClient:
         """Sign with a fresh timestamp (or the one given, for tests and the simulated clock of dry-run)."""
         creds = self.credentials
         ts = int(self.clock()) if timestamp is None else timestamp
-        query = {**prepared.query, "app_key": creds.app_key, "timestamp": str(ts), "shop_cipher": creds.shop_cipher}
+        query = {**prepared.query, "app_key": creds.app_key, "timestamp": str(ts)}
+        if prepared.endpoint.shop_scoped:
+            query["shop_cipher"] = creds.shop_cipher
         query["sign"] = sign(creds.app_secret, prepared.path, query, prepared.body or b"")
         headers = {"x-tts-access-token": creds.access_token, "content-type": "application/json"}
         return SignedRequest(prepared.endpoint.method, self.base_url + prepared.path, query, headers, prepared.body)
@@ -238,32 +265,75 @@ class ApiClient:
         body = create_collaboration_body(version=self.create_endpoint.version, **fields)
         return self.prepare(self.create_endpoint, body=body)
 
+    def prepare_search_collaborations(
+        self, *, status: str = "VALID", page_size: int = 100, page_token: str | None = None,
+        name: str | None = None, product_id: str | None = None, creator_open_id: str | None = None,
+        accept_status: str | None = None,
+    ) -> PreparedRequest:
+        """One page of the shop's collaborations in a status (`collaboration_status` is required), by name or
+        product when given. Each result carries counts only; `prepare_get_collaboration` has the creators."""
+        if page_size not in ep.COLLABORATION_PAGE_SIZES:
+            raise ValueError(f"page_size must be one of {ep.COLLABORATION_PAGE_SIZES}")
+        if status not in ep.COLLABORATION_STATUSES:
+            raise ValueError(f"collaboration_status must be one of {ep.COLLABORATION_STATUSES}")
+        body: dict[str, Any] = {"collaboration_status": status}
+        if name is not None or product_id is not None:
+            body["search_param"] = ({"keyword_type": "TARGET_COLLABORATION_NAME", "keyword": name} if name is not None
+                                    else {"keyword_type": "PRODUCT_ID", "keyword": product_id})
+        if creator_open_id:
+            body["creator_user_open_id"] = creator_open_id
+        if accept_status:
+            body["creator_accept_status"] = accept_status
+        return self.prepare(ep.SEARCH_COLLABORATIONS, body=body, query=_page(page_size, page_token))
+
+    def prepare_get_collaboration(self, collaboration_id: str) -> PreparedRequest:
+        return self.prepare(ep.GET_COLLABORATION, id=quote(collaboration_id, safe=""))
+
+    def prepare_search_orders(
+        self, *, create_time_ge: int | None = None, create_time_lt: int | None = None,
+        collaboration_id: str | None = None, page_size: int = ep.MAX_ORDER_PAGE_SIZE, page_token: str | None = None,
+    ) -> PreparedRequest:
+        if not 1 <= page_size <= ep.MAX_ORDER_PAGE_SIZE:
+            raise ValueError(f"page_size must be 1..{ep.MAX_ORDER_PAGE_SIZE}")
+        body: dict[str, Any] = {}
+        if create_time_ge is not None:
+            body["create_time_ge"] = int(create_time_ge)
+        if create_time_lt is not None:
+            body["create_time_lt"] = int(create_time_lt)
+        if collaboration_id:
+            body["program_id"] = collaboration_id
+        return self.prepare(ep.SEARCH_ORDERS, body=body, query=_page(page_size, page_token))
+
+    def prepare_search_creators(
+        self, *, page_size: int = 20, page_token: str | None = None, filters: dict[str, Any] | None = None,
+    ) -> PreparedRequest:
+        """A page of the creator marketplace; `filters` may carry the first answer's `search_key`."""
+        if page_size not in ep.CREATOR_PAGE_SIZES:
+            raise ValueError(f"page_size must be one of {ep.CREATOR_PAGE_SIZES}")
+        return self.prepare(ep.SEARCH_CREATORS, body=filters or {}, query=_page(page_size, page_token))
+
+    def prepare_get_creator(self, creator_open_id: str) -> PreparedRequest:
+        return self.prepare(ep.GET_CREATOR, creator_open_id=quote(creator_open_id, safe=""))
+
+    def prepare_authorized_shops(self) -> PreparedRequest:
+        return self.prepare(ep.AUTHORIZED_SHOPS)
+
     def prepare_check_conflicts(self, creator_ids: Iterable[str], product_ids: Iterable[str]) -> PreparedRequest:
         body = {"creator_open_id_list": list(creator_ids), "product_id_list": list(product_ids)}
         return self.prepare(ep.CHECK_CONFLICTS, body=body)
 
-    def prepare_search_collaborations(
-        self, *, page_size: int = 100, page_token: str | None = None, filters: dict[str, Any] | None = None
-    ) -> PreparedRequest:
-        if page_size not in ep.COLLABORATION_PAGE_SIZES:
-            raise ValueError(f"page_size must be one of {ep.COLLABORATION_PAGE_SIZES}")
-        query = {"page_size": str(page_size)}
-        if page_token:
-            query["page_token"] = page_token
-        return self.prepare(ep.SEARCH_COLLABORATIONS, body=filters or {}, query=query)
+    def prepare_outreach_quota(self) -> PreparedRequest:
+        return self.prepare(ep.OUTREACH_QUOTA)
 
-    def prepare_get_collaboration(self, collaboration_id: str) -> PreparedRequest:
-        return self.prepare(ep.GET_COLLABORATION, id=collaboration_id)
+    def prepare_check_eligibility(self, creator_open_ids: Sequence[str]) -> PreparedRequest:
+        ids = list(dict.fromkeys(creator_open_ids))
+        if not 1 <= len(ids) <= ep.MAX_CREATORS_PER_ELIGIBILITY_CHECK:
+            raise ValueError(f"1..{ep.MAX_CREATORS_PER_ELIGIBILITY_CHECK} unique creators per eligibility check")
+        return self.prepare(ep.CHECK_ELIGIBILITY, body={"creator_infos": [{"creator_open_id": c} for c in ids]})
 
-    def prepare_search_creators(
-        self, *, page_size: int = 20, page_token: str | None = None, filters: dict[str, Any] | None = None
-    ) -> PreparedRequest:
-        if page_size not in ep.CREATOR_PAGE_SIZES:
-            raise ValueError(f"page_size must be one of {ep.CREATOR_PAGE_SIZES}")
-        query = {"page_size": str(page_size)}
-        if page_token:
-            query["page_token"] = page_token
-        return self.prepare(ep.SEARCH_CREATORS, body=filters or {}, query=query)
 
-    def prepare_get_creator(self, creator_user_id: str) -> PreparedRequest:
-        return self.prepare(ep.GET_CREATOR, creator_user_id=creator_user_id)
+def _page(page_size: int, page_token: str | None) -> dict[str, str]:
+    query = {"page_size": str(page_size)}
+    if page_token:
+        query["page_token"] = page_token
+    return query

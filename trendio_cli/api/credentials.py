@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from trendio_cli.errors import ConfigError
 
 FIELDS = ("APP_KEY", "APP_SECRET", "ACCESS_TOKEN", "SHOP_CIPHER")
+OPTIONAL_FIELDS = ("REFRESH_TOKEN",)
 
 # Documented defaults the sandbox accepts when the variables are unset (README, "Sandbox").
 SANDBOX_DEFAULTS = {
@@ -19,6 +20,7 @@ SANDBOX_DEFAULTS = {
     "APP_SECRET": "sandbox-app-secret",
     "ACCESS_TOKEN": "sandbox-access-token",
     "SHOP_CIPHER": "sandbox-shop-cipher",
+    "REFRESH_TOKEN": "sandbox-refresh-token",
 }
 
 
@@ -34,6 +36,8 @@ class Credentials:
     access_token: str = field(repr=False)
     shop_cipher: str
     source: str = "environment"
+    refresh_token: str = field(default="", repr=False)
+    env_access_token: str = field(default="", repr=False)  # the environment's token (the token store's key)
 
     def __repr__(self) -> str:  # secrets never reach a traceback or a log line
         return f"Credentials(app_key={self.app_key!r}, shop_cipher={self.shop_cipher!r}, source={self.source!r})"
@@ -42,7 +46,7 @@ class Credentials:
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        return (self.app_secret, self.access_token)
+        return tuple(s for s in (self.app_secret, self.access_token, self.refresh_token, self.env_access_token) if s)
 
 
 def credentials_for(
@@ -50,27 +54,31 @@ def credentials_for(
     environ: Mapping[str, str] | None = None,
     *,
     allow_sandbox_defaults: bool = False,
+    need_shop: bool = True,
+    use_store: bool = True,
 ) -> Credentials:
-    """Brand-specific variables win over the generic ones, field by field.
+    """Brand-specific variables win over the generic ones, field by field; then a token refreshed from the
+    environment's token (the token store, `trendio_cli.api.tokens`) wins over it.
 
     With `allow_sandbox_defaults` (a loopback base URL), unset fields take the sandbox's documented defaults.
+    `need_shop=False`: the shop cipher may be missing (the authorized-shops list is how one finds it).
     """
     env = os.environ if environ is None else environ
     prefix = brand_env_prefix(brand) if brand else None
     values: dict[str, str] = {}
     missing: list[str] = []
     used_defaults = False
-    for name in FIELDS:
+    for name in FIELDS + OPTIONAL_FIELDS:
         value = env.get(f"{prefix}{name}") if prefix else None
         if not value:
             value = env.get(f"TRENDIO_{name}")
         if not value and allow_sandbox_defaults:
             value = SANDBOX_DEFAULTS[name]
             used_defaults = True
-        if not value:
-            missing.append(name)
-        else:
+        if value:
             values[name] = value
+        elif name in FIELDS and (need_shop or name != "SHOP_CIPHER"):
+            missing.append(name)
     if missing:
         names = ", ".join(f"TRENDIO_{m}" for m in missing)
         brand_hint = f" (or {prefix}<NAME> for brand {brand!r})" if prefix else ""
@@ -78,13 +86,20 @@ def credentials_for(
             f"missing credentials: set {names}{brand_hint}",
             hint="credentials come from the environment only, never from campaign files",
         )
-    return Credentials(
+    creds = Credentials(
         app_key=values["APP_KEY"],
         app_secret=values["APP_SECRET"],
         access_token=values["ACCESS_TOKEN"],
-        shop_cipher=values["SHOP_CIPHER"],
+        shop_cipher=values.get("SHOP_CIPHER", ""),
         source="sandbox defaults" if used_defaults else "environment",
+        refresh_token=values.get("REFRESH_TOKEN", ""),
+        env_access_token=values["ACCESS_TOKEN"],
     )
+    if use_store and creds.shop_cipher:
+        from trendio_cli.api.tokens import TokenStore
+
+        creds = TokenStore().effective(creds)
+    return creds
 
 
 def sandbox_accepted_credentials(environ: Mapping[str, str] | None = None) -> list[Credentials]:
@@ -93,7 +108,7 @@ def sandbox_accepted_credentials(environ: Mapping[str, str] | None = None) -> li
     The sandbox defaults are always accepted too, so `trendio demo` and tests need no setup.
     """
     env = os.environ if environ is None else environ
-    found: list[Credentials] = [credentials_for(None, {}, allow_sandbox_defaults=True)]
+    found: list[Credentials] = [credentials_for(None, {}, allow_sandbox_defaults=True, use_store=False)]
     prefixes = {""}
     for key in env:
         m = re.fullmatch(r"TRENDIO_([A-Z0-9_]+?)_APP_KEY", key)

@@ -9,7 +9,7 @@ from typing import Any
 
 from trendio_cli.api.client import ApiClient
 from trendio_cli.api.credentials import check_base_url, credentials_for, is_loopback_url
-from trendio_cli.api.endpoints import DEFAULT_BASE_URL
+from trendio_cli.api.endpoints import CREATE_BY_API, DEFAULT_BASE_URL
 from trendio_cli.commands.plan import plan_campaign
 from trendio_cli.errors import ConfigError
 from trendio_cli.inputs import is_plan_file, load_plan
@@ -31,7 +31,7 @@ def dry_run(source: Path, ledger_path: str, base_url: str | None, *, include_req
     except ConfigError:
         creds = credentials_for(None, {}, allow_sandbox_defaults=True)
         signed_with = "placeholder (no credentials set: execute would stop here)"
-    client = ApiClient(url, creds, create_version=campaign.api_version)
+    client = ApiClient(url, creds, create_endpoint=CREATE_BY_API[campaign.api])
     rule = PaceRule.for_rate(campaign.limits.requests_per_second)
     start = datetime.now(timezone.utc).timestamp()
     times = rule.schedule(plan.requests["total"])

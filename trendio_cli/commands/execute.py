@@ -13,7 +13,7 @@ from typing import Any
 
 from trendio_cli.api.client import ApiClient
 from trendio_cli.api.credentials import check_base_url, credentials_for, is_loopback_url
-from trendio_cli.api.endpoints import DEFAULT_BASE_URL
+from trendio_cli.api.endpoints import CREATE_BY_API, DEFAULT_BASE_URL
 from trendio_cli.campaign import Campaign
 from trendio_cli.creators import Creator
 from trendio_cli.errors import EXIT_QUOTA, EXIT_REFUSED, BadInput, ProblemsFound, Refused
@@ -22,8 +22,8 @@ from trendio_cli.inputs import is_plan_file, load_campaign_inputs, load_plan
 from trendio_cli.ledger import Ledger, iso
 from trendio_cli.output import STATUS_BY_EXIT
 from trendio_cli.pacing import Pacer, PaceRule, scope_key
-from trendio_cli.planner import LedgerState, Plan, check_not_ended, end_time, make_plan
-from trendio_cli.quota import QuotaDay
+from trendio_cli.planner import LedgerState, Plan, check_not_ended, end_time, make_plan, without_creators
+from trendio_cli.quota import OutreachWeek, QuotaDay
 
 
 def preview(source: Path, ledger_path: str) -> Plan:
@@ -189,7 +189,7 @@ async def _execute(source, campaign: Campaign, creators, saved_plan, ledger_path
                 raise Refused(f"plan {saved_plan.plan_id} is stale: the ledger changed since it was made "
                               f"({saved_plan.created_at})", hint="make a new plan with `trendio plan --out`")
         async with ApiClient(url, creds, max_connections=options.concurrency + 8,
-                             create_version=campaign.api_version) as client:
+                             create_endpoint=CREATE_BY_API[campaign.api]) as client:
             executor = Executor(ledger, campaign, client, pacer, run_id, options,
                                 on_progress=(lambda c: on_progress(c, plan)) if on_progress else None)
             if running is None:
@@ -198,17 +198,21 @@ async def _execute(source, campaign: Campaign, creators, saved_plan, ledger_path
                 running.append(executor)
             heartbeat = asyncio.create_task(executor.heartbeat())
             ledger.clear_planned(brand)
+            adopt_open_ids(ledger, brand, creators)
             await executor.reconcile_pending()
             ledger.clear_planned(brand)
+            now = plan_now or datetime.now(timezone.utc)
+            await executor.outreach_quota()  # the platform's own figures, where it offers them
             if saved_plan is not None:
                 plan = saved_plan
                 ledger.record_plan_applied(plan_id=plan.plan_id, brand=brand, campaign=campaign.campaign,
                                            created_at=plan.created_at, fingerprint=plan.fingerprint,
                                            pairs=plan.pairs, run_id=run_id)
+                unreachable = await _screen(executor, campaign, plan, now)
+                if unreachable:
+                    plan = without_creators(plan, set(unreachable))
             else:
-                now = plan_now or datetime.now(timezone.utc)
-                plan = make_plan(campaign, creators, LedgerState.read(ledger, campaign, now), now,
-                                 campaign_file=str(source))
+                plan = await _reachable_plan(executor, ledger, campaign, creators, now, source)
             if executor.stop is None and plan.batches:
                 ledger.insert_planned(brand, campaign.campaign, run_id,
                                       ((c, p, b.tier_of(i), b.key) for b in plan.batches
@@ -261,6 +265,43 @@ async def _execute(source, campaign: Campaign, creators, saved_plan, ledger_path
     }
 
 
+SCREEN_ROUNDS = 3  # plan, check who it reaches, plan again without the unreachable: at most this many times
+
+
+async def _reachable_plan(executor: Executor, ledger: Ledger, campaign: Campaign, creators: list[Creator],
+                          now: datetime, source: Path) -> Plan:
+    """The plan, with the creators the platform says an invitation cannot reach left out (where it offers the
+    eligibility check): they are flagged, so planning again puts the next best in their place."""
+    plan = make_plan(campaign, creators, LedgerState.read(ledger, campaign, now), now, campaign_file=str(source))
+    for _ in range(SCREEN_ROUNDS):
+        unreachable = await _screen(executor, campaign, plan, now)
+        if not unreachable:
+            return plan
+        plan = make_plan(campaign, creators, LedgerState.read(ledger, campaign, now), now,
+                         campaign_file=str(source))
+    # what the last round still finds unreachable is left out rather than checked again
+    unreachable = await _screen(executor, campaign, plan, now)
+    return without_creators(plan, set(unreachable)) if unreachable else plan
+
+
+async def _screen(executor: Executor, campaign: Campaign, plan: Plan, now: datetime) -> dict[str, str] | None:
+    if executor.stop is not None or not plan.batches:
+        return None
+    week = OutreachWeek.at(now, campaign.limits)
+    return await executor.screen([c for b in plan.batches for c in b.creator_ids], week.since_iso,
+                                 iso(week.resets_at.timestamp()))
+
+
+def adopt_open_ids(ledger: Ledger, brand: str, creators: list[Creator]) -> int:
+    """A ledger of a version before open ids names creators by their plain id: where the creators file gives
+    both, the old rows move to the open id (so a creator is never invited twice across the change)."""
+    plain = ledger.plain_ids(brand)
+    if not plain:
+        return 0
+    return ledger.adopt_open_ids(brand, {c.creator_user_id: c.creator_id for c in creators
+                                         if c.creator_user_id in plain and c.creator_user_id != c.creator_id})
+
+
 def _stop_for_deferred_work(executor: Executor, plan: Plan) -> None:
     """A plan cut short by the day's requests or the week's outreach ends the run as stopped by a quota."""
     if plan.skipped.get("deferred: daily request quota"):
@@ -276,7 +317,8 @@ def _stop_for_deferred_work(executor: Executor, plan: Plan) -> None:
 def _remember_creators(ledger: Ledger, brand: str, creators: list[Creator], chosen: set[str]) -> None:
     """Keep the latest attributes of the creators this run invites (the ledger's creators table)."""
     ledger.upsert_creators(brand, (
-        {"creator_id": c.creator_id, **c.attributes(), "extra": c.extra} for c in creators if c.creator_id in chosen
+        {"creator_id": c.creator_id, "creator_user_id": c.creator_user_id, **c.attributes(), "extra": c.extra}
+        for c in creators if c.creator_id in chosen
     ))
 
 
