@@ -168,7 +168,7 @@ class Executor:
                 return await self.call(prepared, purpose=purpose, batch_key=batch_key, attempt=attempt + 1,
                                        claim=claim)
             return answer
-        if endpoint.probe and outcome in (Outcome.OK, Outcome.UNSUPPORTED):
+        if endpoint.probe and (outcome in (Outcome.OK, Outcome.UNSUPPORTED) or _lacks_scope(answer)):
             self.capabilities[endpoint.name] = outcome is Outcome.OK
         elif outcome is Outcome.UNSUPPORTED:
             self.halt(Stop("unsupported", f"the platform refused {endpoint.method} {endpoint.path}: "
@@ -258,7 +258,7 @@ class Executor:
         elif answer.outcome is Outcome.DAILY_QUOTA:
             self.halt(Stop("daily_quota", f"the platform reports the daily request quota spent ({answer.code})",
                            EXIT_QUOTA, hint=f"the quota day resets at {day.resets_at.isoformat()}"))
-        elif answer.outcome is Outcome.AUTH:
+        elif answer.outcome is Outcome.AUTH and not (prepared.endpoint.probe and _lacks_scope(answer)):
             self.halt(Stop("auth", f"credentials rejected after one request: {answer.describe()}", EXIT_REFUSED,
                            hint=answer.hint))
         self._progress()
@@ -776,6 +776,12 @@ class _BatchWork:
         handles = [self.handle_of[request.creators[0]]] if len(request.creators) == 1 and self.handle_of else []
         users = [self._user_by_open[c] for c in request.creators] if self._user_by_open else []
         return Batch(request.key, request.tier or b.tier, request.creators, request.products, handles, [], users)
+
+
+def _lacks_scope(answer: ApiAnswer) -> bool:
+    """105005: the app lacks the endpoint's scope. For a 2026 endpoint being probed, that means it is not ours
+    to use (yet), not that the credentials are wrong."""
+    return answer.outcome is Outcome.AUTH and answer.code == 105005
 
 
 def collaborations_in(data: dict[str, Any]) -> list[dict[str, Any]]:

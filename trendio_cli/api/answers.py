@@ -256,6 +256,8 @@ def _status_outcome(status: int) -> Outcome:
         return Outcome.RATE_LIMITED
     if status in (401, 403):
         return Outcome.AUTH
+    if status in (404, 405):
+        return Outcome.UNSUPPORTED  # no such path or method here (a version withdrawn, a 2026 endpoint absent)
     # 503 (overloaded: "a non-platform-controlled protective measure") is transient, and a create answered so
     # may have been done: it is reconciled before anything is resent. Any other status without a readable
     # envelope, a 200 with a broken body included, is treated as a transient failure: retry (after reconciling
