@@ -1,5 +1,5 @@
-"""Learned matching: the estimate follows the ledger's answers, shrinks where data is thin, and
-`plan --explain` shows exactly the score the planner ranks by."""
+"""Learned matching: the estimate follows the ledger's outcomes, shrinks where data is thin, starts from a
+prior rather than from account size, and `plan --explain` shows exactly the score the planner ranks by."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 from helpers import json_out, run_cli, write_campaign
 from trendio_cli.campaign import Tier
 from trendio_cli.creators import Creator
-from trendio_cli.matching import AcceptanceModel, Answer, Scorer
+from trendio_cli.matching import OutcomeModel, Answer, Scorer
 
 TODAY = date(2026, 11, 25)
 MID = Tier(name="mid", min_followers=0)
@@ -21,7 +21,7 @@ def answers(category: str, yes: int, no: int) -> list[Answer]:
 
 
 def test_the_estimate_follows_the_answers_and_shrinks_where_data_is_thin():
-    model = AcceptanceModel.fit(answers("beauty", 80, 20) + answers("tech", 10, 90))
+    model = OutcomeModel.fit(answers("beauty", 80, 20) + answers("tech", 10, 90))
     beauty = Creator("b", category="beauty", followers=20_000, gmv_30d=100.0, engagement_rate=0.05,
                      last_active=date(2026, 11, 22))
     tech = Creator("t", category="tech", followers=20_000, gmv_30d=100.0, engagement_rate=0.05,
@@ -32,13 +32,13 @@ def test_the_estimate_follows_the_answers_and_shrinks_where_data_is_thin():
     assert pb > pp > pt
     pulls = {f["factor"]: f["pull"] for f in model.probability(pets, MID, TODAY)[1]}
     assert pulls["category"] == 0  # no pets answers: the category pulls nothing
-    thin = AcceptanceModel.fit(answers("beauty", 1, 0) + answers("tech", 10, 90))
+    thin = OutcomeModel.fit(answers("beauty", 1, 0) + answers("tech", 10, 90))
     assert thin.probability(beauty, MID, TODAY)[0] < 0.5  # one answer does not make a sure thing
 
 
 def test_a_creators_own_answers_count_quickly():
     history = answers("beauty", 50, 50) + [Answer("me", "mid", "beauty", 20_000, 100.0, 0.05, 3, False)] * 3
-    model = AcceptanceModel.fit(history)
+    model = OutcomeModel.fit(history)
     me = Creator("me", category="beauty", followers=20_000, gmv_30d=100.0, engagement_rate=0.05)
     other = Creator("you", category="beauty", followers=20_000, gmv_30d=100.0, engagement_rate=0.05)
     # three "no"s weigh as much as the whole prior estimate (OWN_HISTORY_STRENGTH = 3): it halves
@@ -46,7 +46,7 @@ def test_a_creators_own_answers_count_quickly():
 
 
 def test_scorer_rankings():
-    model = AcceptanceModel.fit(answers("beauty", 80, 20) + answers("tech", 10, 90))
+    model = OutcomeModel.fit(answers("beauty", 80, 20) + answers("tech", 10, 90))
     small = Creator("s", category="beauty", followers=2_000, gmv_30d=10.0, engagement_rate=0.05)
     big = Creator("b", category="tech", followers=2_000_000, gmv_30d=10.0, engagement_rate=0.05)
     learned = Scorer("learned", model, "seed", TODAY)
@@ -70,8 +70,8 @@ def test_explain_shows_the_score_the_plan_ranks_by(tmp_path: Path):
         led.upsert_creators("testbrand", [{"creator_id": str(9000 + i), "category": "beauty" if i < 20 else "tech",
                                            "followers": 20_000} for i in range(40)])
     conn = sqlite3.connect(ledger)
-    conn.execute("UPDATE invitations SET state = CASE WHEN CAST(creator_id AS INT) < 9020 THEN 'accepted' "
-                 "ELSE 'declined' END, collaboration_id = 'c' || creator_id, "
+    conn.execute("UPDATE invitations SET state = CASE WHEN CAST(creator_id AS INT) < 9020 THEN 'showcased' "
+                 "ELSE 'expired' END, collaboration_id = 'c' || creator_id, "
                  "claimed_at = '2026-11-01T00:00:00.000000Z'")
     conn.commit()
     env = {"TRENDIO_LEDGER": str(ledger)}
@@ -82,10 +82,33 @@ def test_explain_shows_the_score_the_plan_ranks_by(tmp_path: Path):
     assert plan["creators"] == 10 == len(chosen)
     top = json_out(run_cli("plan", campaign, "--explain", chosen[0], "--json", env=env, check=0))["explain"]
     assert top["planned_today"] and top["answers_learned_from"] == 40
-    assert top["score"] == top["p_accept"] * top["collaboration_value"] or \
-        abs(top["score"] - top["p_accept"] * top["collaboration_value"]) < 1e-3
+    assert abs(top["score"] - top["p_showcase"] * top["showcase_value"] * top["exploration"]) < 1e-3
     creators_csv = (tmp_path / "creators.csv").read_text().splitlines()[1:]
     outsider = next(line.split(",")[0] for line in creators_csv if line.split(",")[0] not in chosen)
     other = json_out(run_cli("plan", campaign, "--explain", outsider, "--json", env=env, check=0))["explain"]
     assert not other["planned_today"] and other["score"] <= top["score"] and other["rank"] > top["rank"]
-    assert {f["factor"] for f in top["factors"]} >= {"tier", "category", "followers", "gmv", "engagement", "recency"}
+    assert {f["factor"] for f in top["factors"]} >= {"tier", "category", "followers", "gmv", "engagement", "recency",
+                                                   "units_sold", "video_views"}
+
+
+def test_with_no_outcomes_the_prior_ranks_engaged_recent_creators_above_big_idle_ones():
+    model = OutcomeModel.fit([])
+    engaged = Creator("e", category="home", followers=8_000, gmv_30d=50.0, engagement_rate=0.08,
+                      last_active=date(2026, 11, 23))
+    idle_star = Creator("s", category="home", followers=3_000_000, gmv_30d=50_000.0, engagement_rate=0.01,
+                        last_active=date(2026, 7, 1))
+    assert model.probability(engaged, MID, TODAY)[0] > 2 * model.probability(idle_star, MID, TODAY)[0]
+    score = Scorer("learned", model, "seed", TODAY)
+    assert score(engaged, MID) > score(idle_star, MID)
+
+
+def test_silence_counts_and_gmv_is_the_value_of_a_showcase():
+    rich = [Answer(f"r{i}", "mid", "home", 20_000, 20_000.0, 0.05, 3, True, False, 900.0) for i in range(30)]
+    poor = [Answer(f"p{i}", "mid", "home", 20_000, 5.0, 0.05, 3, True, False, 0.0) for i in range(30)]
+    model = OutcomeModel.fit(rich + poor)
+    seller = Creator("x", category="home", followers=20_000, gmv_30d=25_000.0, engagement_rate=0.05)
+    quiet = Creator("y", category="home", followers=20_000, gmv_30d=6.0, engagement_rate=0.05)
+    assert model.expected_gmv(seller.gmv_30d) > 5 * model.expected_gmv(quiet.gmv_30d)  # shrunk, still apart
+    assert model.value(seller) > model.value(quiet)
+    silent = OutcomeModel.fit([Answer(f"s{i}", "mid", "home", 20_000, 5.0, 0.05, 3, False) for i in range(100)])
+    assert silent.base < 0.05  # a hundred invitations nobody took up: the base rate falls

@@ -23,13 +23,15 @@ import sqlite_utils
 
 from trendio_cli.errors import LedgerError, Refused
 
-# Invitation states (product.md): planned -> pending -> sent | conflict | failed | ineligible;
-# then accepted | declined | expired from sync.
+# Invitation states (product.md): planned -> pending -> sent | conflict | failed | ineligible; then, from sync,
+# showcased (the creator added the products to their showcase: the platform's "accept") -> content (posted
+# content), or expired (the collaboration ended first). The platform has no decline.
 PLANNED, PENDING, SENT, CONFLICT, FAILED, INELIGIBLE = "planned", "pending", "sent", "conflict", "failed", "ineligible"
-ACCEPTED, DECLINED, EXPIRED = "accepted", "declined", "expired"
-INVITED_STATES = (PENDING, SENT, ACCEPTED, DECLINED, EXPIRED)  # the creator got (or may have got) the invitation
-INVITED_SQL = "('pending', 'sent', 'accepted', 'declined', 'expired')"
-FINAL_STATES = (SENT, CONFLICT, FAILED, INELIGIBLE, ACCEPTED, DECLINED, EXPIRED)
+SHOWCASED, CONTENT, EXPIRED = "showcased", "content", "expired"
+INVITED_STATES = (PENDING, SENT, SHOWCASED, CONTENT, EXPIRED)  # the creator got (or may have got) the invitation
+INVITED_SQL = "('pending', 'sent', 'showcased', 'content', 'expired')"
+TAKEN_SQL = "('showcased', 'content')"  # the creator took the invitation up
+FINAL_STATES = (SENT, CONFLICT, FAILED, INELIGIBLE, SHOWCASED, CONTENT, EXPIRED)
 LOCK_STALE_AFTER_S = 30.0
 # A send slot is never further ahead than this (a Retry-After hold is at most 60 s): a schedule further out
 # was written under a clock that has since gone back, and starts again from now.
@@ -200,6 +202,14 @@ def m006_open_ids(db: sqlite_utils.Database) -> None:
     db["outreach_quota"].create({"brand": str, "fetched_at": str, "data": str}, pk="brand")
 
 
+@migration
+def m007_outcomes(db: sqlite_utils.Database) -> None:
+    # what creators do with invitations, as the platform reports it: showcase, then content; no decline.
+    # Rows of the older model move over: accepted -> showcased, declined -> expired (never showcased).
+    for statement in PG_MIGRATIONS["m007_outcomes"]:
+        db.execute(statement)
+
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # The same migrations for a PostgreSQL ledger (same names, same tables and columns).
@@ -245,6 +255,33 @@ PG_MIGRATIONS: dict[str, list[str]] = {
         "ALTER TABLE creators ADD COLUMN checked_at TEXT",
         "CREATE INDEX idx_creators_brand_creator_user_id ON creators (brand, creator_user_id)",
         "CREATE TABLE outreach_quota (brand TEXT PRIMARY KEY, fetched_at TEXT, data TEXT)",
+    ],
+    # plain SQL that SQLite and PostgreSQL both take
+    "m007_outcomes": [
+        "UPDATE invitations SET state = 'showcased' WHERE state = 'accepted'",
+        "UPDATE invitations SET state = 'expired' WHERE state = 'declined'",
+        "ALTER TABLE invitations ADD COLUMN showcased_at TEXT",
+        "ALTER TABLE invitations ADD COLUMN content_at TEXT",
+        "UPDATE invitations SET showcased_at = answered_at WHERE state = 'showcased'",
+        # the shop's collaborations as the search last counted them; `final` once seen ended (COMPLETED)
+        "CREATE TABLE collaborations (brand TEXT NOT NULL, id TEXT NOT NULL, name TEXT, status TEXT, "
+        "invited INTEGER, showcased INTEGER, content INTEGER, products INTEGER, start_time INTEGER, "
+        "end_time INTEGER, update_time INTEGER, seen_at TEXT, detail_at TEXT, final INTEGER NOT NULL DEFAULT 0, "
+        "PRIMARY KEY (brand, id))",
+        # affiliate orders: one row per order and SKU, status and refunds updated in place
+        "CREATE TABLE orders (brand TEXT NOT NULL, order_id TEXT NOT NULL, sku TEXT NOT NULL, "
+        "collaboration_id TEXT, creator_id TEXT, creator_username TEXT, product_id TEXT, status TEXT, "
+        "quantity INTEGER, refunded INTEGER, returned INTEGER, currency TEXT, gmv DOUBLE PRECISION, "
+        "actual_base DOUBLE PRECISION, estimated_commission DOUBLE PRECISION, "
+        "actual_commission DOUBLE PRECISION, content_type TEXT, created_at TEXT, updated_at TEXT, "
+        "PRIMARY KEY (brand, order_id, sku))",
+        "CREATE INDEX idx_orders_brand_collaboration_id ON orders (brand, collaboration_id)",
+        "CREATE INDEX idx_orders_brand_creator_id ON orders (brand, creator_id)",
+        # where each brand's incremental sync got to
+        "CREATE TABLE sync_state (brand TEXT NOT NULL, name TEXT NOT NULL, value TEXT, PRIMARY KEY (brand, name))",
+        # each campaign's limits and lifecycle as last executed, so that sync applies the campaign's own rules
+        "CREATE TABLE campaigns (brand TEXT NOT NULL, campaign TEXT NOT NULL, spec TEXT, updated_at TEXT, "
+        "PRIMARY KEY (brand, campaign))",
     ],
 }
 assert list(PG_MIGRATIONS) == [name for name, _ in MIGRATIONS]
@@ -785,7 +822,7 @@ class Ledger:
         out: dict[str, int] = {}
         for tier, n in self.conn.execute(
             "SELECT tier, COUNT(*) FROM invitations WHERE brand = ? AND campaign = ? AND claimed_at >= ? "
-            "AND claimed_at < ? AND state IN ('pending', 'sent', 'accepted', 'declined', 'expired') GROUP BY tier",
+            f"AND claimed_at < ? AND state IN {INVITED_SQL} GROUP BY tier",
             (brand, campaign, since_iso, until_iso),
         ):
             out[tier or ""] = n
@@ -800,64 +837,187 @@ class Ledger:
             (brand, since_iso, since_iso)).fetchone()
         return int(row[0])
 
-    # --- answers (sync) ----------------------------------------------------------------------
-    def open_collaborations(self, brand: str, campaign: str | None = None) -> set[str]:
-        """Collaborations with invitations still waiting for an answer."""
-        sql = ("SELECT DISTINCT collaboration_id FROM invitations WHERE brand = ? AND state = 'sent' "
-               "AND collaboration_id IS NOT NULL")
+    # --- outcomes (sync) ----------------------------------------------------------------------
+    def watched_collaborations(self, brand: str, campaign: str | None = None) -> dict[str, dict[str, Any]]:
+        """The brand's collaborations that sync still follows (not yet seen ended), with the counts the search
+        gave last time (empty for one never seen)."""
+        sql = ("SELECT DISTINCT collaboration_id FROM invitations WHERE brand = ? AND collaboration_id IS NOT NULL "
+               f"AND state IN {INVITED_SQL}")
         args: list[Any] = [brand]
         if campaign:
             sql, args = sql + " AND campaign = ?", [*args, campaign]
-        return {r[0] for r in self.conn.execute(sql, args)}
+        ids = {r[0] for r in self.conn.execute(sql, args)}
+        known = {r["id"]: r for r in self._dicts("SELECT * FROM collaborations WHERE brand = ?", (brand,))}
+        return {cid: known.get(cid, {}) for cid in ids if not known.get(cid, {}).get("final")}
 
-    def apply_answers(self, brand: str, answers: Iterable[tuple[str, str, str, str]]) -> dict[str, int]:
-        """answers: (collaboration_id, creator_id, state, answered_at). Only waiting invitations move."""
+    def record_collaborations(self, brand: str, rows: Iterable[dict[str, Any]]) -> None:
+        """The search's counts for collaborations (id, name, status, invited, showcased, content, products, start
+        and end and update times); `final` marks one seen ended."""
+        now = utcnow()
+        cols = ("name", "status", "invited", "showcased", "content", "products", "start_time", "end_time",
+                "update_time", "final")
+        with self.transaction() as c:
+            c.executemany(
+                f"INSERT INTO collaborations (brand, id, {', '.join(cols)}, seen_at) VALUES "
+                f"(?, ?, {', '.join('?' * len(cols))}, ?) ON CONFLICT(brand, id) DO UPDATE SET "
+                + ", ".join(f"{k} = excluded.{k}" for k in (*cols, "seen_at")),
+                ((brand, r["id"], *(r.get(k) for k in cols[:-1]), int(bool(r.get("final"))), now) for r in rows))
+
+    def apply_detail(self, brand: str, collaboration_id: str, creators: Iterable[tuple[str, int, int]],
+                     when_iso: str) -> dict[str, int]:
+        """A collaboration's detail: (creator open id, products in their showcase, products with content). Sent
+        invitations of a creator with a showcase become showcased, and with content, content (with the time
+        the change was seen). Returns the moves by new state."""
         changed: dict[str, int] = {}
         now = utcnow()
         with self.transaction() as c:
-            for collab, creator, state, when in answers:
-                n = c.execute(
-                    "UPDATE invitations SET state = ?, answered_at = ?, updated_at = ? WHERE brand = ? "
-                    "AND collaboration_id = ? AND creator_id = ? AND state = 'sent'",
-                    (state, when, now, brand, collab, creator)).rowcount
-                if n:
-                    changed[state] = changed.get(state, 0) + n
+            for creator, showcased, content in creators:
+                if showcased > 0 or content > 0:
+                    n = c.execute(
+                        "UPDATE invitations SET state = 'showcased', showcased_at = ?, answered_at = ?, "
+                        "updated_at = ? WHERE brand = ? AND collaboration_id = ? AND creator_id = ? "
+                        "AND state IN ('sent', 'expired')",
+                        (when_iso, when_iso, now, brand, collaboration_id, creator)).rowcount
+                    if n:
+                        changed[SHOWCASED] = changed.get(SHOWCASED, 0) + n
+                if content > 0:
+                    n = c.execute(
+                        "UPDATE invitations SET state = 'content', content_at = ?, updated_at = ? WHERE brand = ? "
+                        "AND collaboration_id = ? AND creator_id = ? AND state = 'showcased'",
+                        (when_iso, now, brand, collaboration_id, creator)).rowcount
+                    if n:
+                        changed[CONTENT] = changed.get(CONTENT, 0) + n
+            c.execute("UPDATE collaborations SET detail_at = ? WHERE brand = ? AND id = ?",
+                      (now, brand, collaboration_id))
         return changed
 
+    def expire_collaboration(self, brand: str, collaboration_id: str, ended_iso: str) -> int:
+        """An ended collaboration: its invitations still only sent are expired."""
+        with self.transaction() as c:
+            return c.execute(
+                "UPDATE invitations SET state = 'expired', answered_at = ?, updated_at = ? WHERE brand = ? "
+                "AND collaboration_id = ? AND state = 'sent'",
+                (ended_iso, utcnow(), brand, collaboration_id)).rowcount
+
     def expire_past(self, brand: str, now_iso: str) -> int:
-        """Sent invitations whose collaboration has ended without an answer are expired."""
+        """Sent invitations whose collaboration has ended without a showcase are expired, without asking."""
         with self.transaction() as c:
             return c.execute(
                 "UPDATE invitations SET state = 'expired', answered_at = expires_at, updated_at = ? "
                 "WHERE brand = ? AND state = 'sent' AND expires_at IS NOT NULL AND expires_at < ?",
                 (utcnow(), brand, now_iso)).rowcount
 
-    def answers(self, brand: str) -> list[tuple[Any, ...]]:
-        """One row per answered (creator, collaboration): creator, tier, category, followers, GMV,
-        engagement rate, days inactive when invited, accepted."""
+    def upsert_orders(self, brand: str, rows: Iterable[dict[str, Any]]) -> tuple[int, int]:
+        """Affiliate orders, one row per order and SKU: new ones inserted, known ones updated in place when their
+        status, refunds or commission changed. Returns (new, updated)."""
+        cols = ("collaboration_id", "creator_id", "creator_username", "product_id", "status", "quantity", "refunded",
+                "returned", "currency", "gmv", "actual_base", "estimated_commission", "actual_commission",
+                "content_type", "created_at")
+        new = updated = 0
+        now = utcnow()
+        with self.transaction() as c:
+            for r in rows:
+                old = c.execute(f"SELECT {', '.join(cols)} FROM orders WHERE brand = ? AND order_id = ? AND sku = ?",
+                                (brand, r["order_id"], r["sku"])).fetchone()
+                values = tuple(r.get(k) for k in cols)
+                if old is None:
+                    c.execute(f"INSERT INTO orders (brand, order_id, sku, {', '.join(cols)}, updated_at) VALUES "
+                              f"(?, ?, ?, {', '.join('?' * len(cols))}, ?)", (brand, r["order_id"], r["sku"], *values,
+                                                                          now))
+                    new += 1
+                elif tuple(old) != values:
+                    c.execute(f"UPDATE orders SET {', '.join(f'{k} = ?' for k in cols)}, updated_at = ? "
+                              "WHERE brand = ? AND order_id = ? AND sku = ?",
+                              (*values, now, brand, r["order_id"], r["sku"]))
+                    updated += 1
+        return new, updated
+
+    def collaboration_ids(self, brand: str) -> set[str]:
+        return {r[0] for r in self.conn.execute(
+            "SELECT DISTINCT collaboration_id FROM invitations WHERE brand = ? AND collaboration_id IS NOT NULL",
+            (brand,))}
+
+    def first_claim(self, brand: str) -> str | None:
+        row = self.conn.execute("SELECT MIN(claimed_at) FROM invitations WHERE brand = ?", (brand,)).fetchone()
+        return row[0] if row else None
+
+    def orders_gmv(self, brand: str) -> float:
+        return float(self.conn.execute("SELECT COALESCE(SUM(gmv), 0) FROM orders WHERE brand = ?",
+                                       (brand,)).fetchone()[0])
+
+    def creators_by_username(self, brand: str) -> dict[str, str]:
+        """username -> creator open id, for orders (which name the creator by username only)."""
+        return {h: cid for cid, h in self.conn.execute(
+            "SELECT creator_id, handle FROM creators WHERE brand = ? AND handle IS NOT NULL AND handle != ''",
+            (brand,))}
+
+    def set_handles(self, brand: str, handles: dict[str, str]) -> None:
+        """Usernames the platform reported for creators (a collaboration's detail)."""
+        now = utcnow()
+        with self.transaction() as c:
+            c.executemany(
+                "INSERT INTO creators (brand, creator_id, handle, updated_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(brand, creator_id) DO UPDATE SET handle = excluded.handle",
+                ((brand, cid, h, now) for cid, h in handles.items() if h))
+
+    def remember_campaign(self, brand: str, campaign: str, spec: dict[str, Any]) -> None:
+        with self.transaction() as c:
+            c.execute("INSERT INTO campaigns (brand, campaign, spec, updated_at) VALUES (?, ?, ?, ?) "
+                      "ON CONFLICT(brand, campaign) DO UPDATE SET spec = excluded.spec, "
+                      "updated_at = excluded.updated_at",
+                      (brand, campaign, json.dumps(spec), utcnow()))
+
+    def campaign_specs(self, brand: str) -> dict[str, dict[str, Any]]:
+        """campaign -> its limits and lifecycle as last executed, most recently executed first."""
+        return {name: _extra(spec) for name, spec in self.conn.execute(
+            "SELECT campaign, spec FROM campaigns WHERE brand = ? ORDER BY updated_at DESC", (brand,))}
+
+    def sync_value(self, brand: str, name: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM sync_state WHERE brand = ? AND name = ?", (brand, name)).fetchone()
+        return row[0] if row else None
+
+    def set_sync_value(self, brand: str, name: str, value: str) -> None:
+        with self.transaction() as c:
+            c.execute("INSERT INTO sync_state (brand, name, value) VALUES (?, ?, ?) ON CONFLICT(brand, name) "
+                      "DO UPDATE SET value = excluded.value", (brand, name, value))
+
+    def answers(self, brand: str, unanswered_before_iso: str) -> list[tuple[Any, ...]]:
+        """One row per invitation (creator and collaboration) whose outcome is known: taken up (showcased, or
+        content), or not (expired, or still only sent after `unanswered_before`: silence is an answer). Each
+        with the creator's attributes when invited, whether content followed, and the GMV its orders made."""
         rows = self.conn.execute(
             "SELECT i.creator_id, COALESCE(i.tier, ''), COALESCE(c.category, ''), c.followers, c.gmv_30d, "
             "c.engagement_rate, MIN(i.claimed_at), c.last_active, "
-            "MAX(CASE WHEN i.state = 'accepted' THEN 1 ELSE 0 END) FROM invitations i LEFT JOIN creators c "
+            f"MAX(CASE WHEN i.state IN {TAKEN_SQL} THEN 1 ELSE 0 END), "
+            "MAX(CASE WHEN i.state = 'content' THEN 1 ELSE 0 END), "
+            "COALESCE(i.collaboration_id, i.batch_key), c.extra FROM invitations i LEFT JOIN creators c "
             "ON c.brand = i.brand AND c.creator_id = i.creator_id "
-            "WHERE i.brand = ? AND i.state IN ('accepted', 'declined', 'expired') "
+            f"WHERE i.brand = ? AND (i.state IN ('showcased', 'content', 'expired') "
+            "OR (i.state = 'sent' AND i.claimed_at < ?)) "
             "GROUP BY i.creator_id, COALESCE(i.collaboration_id, i.batch_key), c.category, c.followers, "
-            "c.gmv_30d, c.engagement_rate, c.last_active, COALESCE(i.tier, '')", (brand,)).fetchall()
-        return [(cid, tier, cat, fol, gmv, eng, _days_between(last, claimed), bool(acc))
-                for cid, tier, cat, fol, gmv, eng, claimed, last, acc in rows]
+            "c.gmv_30d, c.engagement_rate, c.last_active, COALESCE(i.tier, ''), c.extra",
+            (brand, unanswered_before_iso)).fetchall()
+        gmv = {(cid, col): g for cid, col, g in self.conn.execute(
+            "SELECT creator_id, collaboration_id, SUM(gmv) FROM orders WHERE brand = ? AND creator_id IS NOT NULL "
+            "GROUP BY 1, 2", (brand,))}
+        return [(cid, tier, cat, fol, gmvv, eng, _days_between(last, claimed), bool(taken), bool(content),
+                 float(gmv.get((cid, collab)) or 0.0), _extra(extra))
+                for cid, tier, cat, fol, gmvv, eng, claimed, last, taken, content, collab, extra in rows]
 
-    def unresponsive_creators(self, brand: str, unanswered_since_iso: str, at_least: int) -> list[str]:
-        """Creators with `at_least` invitations (collaborations) sent before `unanswered_since` and never
-        answered, counted since their last answer and since their last unresponsive period ended."""
+    def unresponsive_creators(self, brand: str, unanswered_since_iso: str, at_least: int,
+                              campaign: str | None = None) -> list[str]:
+        """Creators with `at_least` invitations (collaborations; of `campaign` if given) sent before
+        `unanswered_since` and never taken up, counted since their last showcase and since their last
+        unresponsive period ended."""
         rows = self.conn.execute(
             "SELECT i.creator_id FROM invitations i WHERE i.brand = ? AND i.state IN ('sent', 'expired') "
-            "AND i.claimed_at < ? "
-            "AND i.claimed_at > COALESCE((SELECT MAX(j.answered_at) FROM invitations j WHERE j.brand = i.brand "
-            "  AND j.creator_id = i.creator_id AND j.state IN ('accepted', 'declined')), '') "
+            "AND i.claimed_at < ? " + ("AND i.campaign = ? " if campaign else "") +
+            "AND i.claimed_at > COALESCE((SELECT MAX(j.showcased_at) FROM invitations j WHERE j.brand = i.brand "
+            f"  AND j.creator_id = i.creator_id AND j.state IN {TAKEN_SQL}), '') "
             "AND i.claimed_at > COALESCE((SELECT c.flagged_until FROM creators c WHERE c.brand = i.brand "
             "  AND c.creator_id = i.creator_id AND c.flag = 'unresponsive'), '') "
             "GROUP BY i.creator_id HAVING COUNT(DISTINCT COALESCE(i.collaboration_id, i.batch_key)) >= ?",
-            (brand, unanswered_since_iso, at_least)).fetchall()
+            (brand, unanswered_since_iso, *((campaign,) if campaign else ()), at_least)).fetchall()
         return [r[0] for r in rows]
 
     # --- creators ----------------------------------------------------------------------------
@@ -974,7 +1134,7 @@ class Ledger:
             "WITH hist AS (SELECT i.creator_id, "
             "COUNT(DISTINCT COALESCE(i.collaboration_id, i.batch_key)) AS invitations, "
             + ", ".join(f"COUNT(DISTINCT CASE WHEN i.state = '{st}' THEN i.collaboration_id END) AS {name}"
-                        for st, name in (("sent", "waiting"), ("accepted", "accepted"), ("declined", "declined"),
+                        for st, name in (("sent", "waiting"), ("showcased", "showcased"), ("content", "content"),
                                          ("expired", "expired")))
             + ", SUM(CASE WHEN i.state IN ('conflict', 'ineligible', 'failed') THEN 1 ELSE 0 END) AS not_sent, "
             "MAX(i.claimed_at) AS last_invited "
@@ -998,7 +1158,7 @@ class Ledger:
             if r["creator_id"] not in known:
                 if r["flagged_until"] and r["flagged_until"] <= now_iso:
                     r["flag"] = None
-                rows.append({**r, "invitations": 0, "waiting": 0, "accepted": 0, "declined": 0, "expired": 0,
+                rows.append({**r, "invitations": 0, "waiting": 0, "showcased": 0, "content": 0, "expired": 0,
                              "not_sent": 0, "last_invited": None})
         if flag:
             rows = [r for r in rows if r["flag"] == flag]
@@ -1078,7 +1238,7 @@ class Ledger:
         return self.conn.execute(sql + " GROUP BY 1, 2, 3, 4", args).fetchall()
 
     def by_day(self, brand: str | None = None, campaign: str | None = None) -> list[tuple[str, str, int]]:
-        """(day, what, pairs): invitations claimed and answers received, per UTC day."""
+        """(day, what, pairs): invitations claimed, showcased and with content, per UTC day."""
         where, args = "1=1", []
         if brand:
             where, args = where + " AND brand = ?", [*args, brand]
@@ -1087,8 +1247,10 @@ class Ledger:
         rows = self.conn.execute(
             f"SELECT substr(claimed_at, 1, 10), 'invited', COUNT(*) FROM invitations WHERE {where} "
             f"AND state IN {INVITED_SQL} GROUP BY 1 "
-            f"UNION ALL SELECT substr(answered_at, 1, 10), state, COUNT(*) FROM invitations WHERE {where} "
-            f"AND state IN ('accepted', 'declined') GROUP BY 1, 2", [*args, *args]).fetchall()
+            f"UNION ALL SELECT substr(showcased_at, 1, 10), 'showcased', COUNT(*) FROM invitations WHERE {where} "
+            f"AND state IN {TAKEN_SQL} GROUP BY 1 "
+            f"UNION ALL SELECT substr(content_at, 1, 10), 'content', COUNT(*) FROM invitations WHERE {where} "
+            f"AND state = 'content' GROUP BY 1", [*args, *args, *args]).fetchall()
         return sorted(r for r in rows if r[0])
 
     def active_days(self, brand: str | None = None) -> dict[tuple[str, str], int]:
@@ -1105,7 +1267,9 @@ class Ledger:
 
     # --- moving a ledger ----------------------------------------------------------------------
     EXPORT_ORDER = {"runs": "id", "invitations": "id", "api_calls": "id", "quota_usage": "brand, quota_day",
-                    "creators": "brand, creator_id", "plans": "id", "run_locks": "brand", "outreach_quota": "brand"}
+                    "creators": "brand, creator_id", "plans": "id", "run_locks": "brand", "outreach_quota": "brand",
+                    "collaborations": "brand, id", "orders": "brand, order_id, sku", "sync_state": "brand, name",
+                    "campaigns": "brand, campaign"}
     EXPORTED_TABLES = tuple(EXPORT_ORDER)
 
     def export_rows(self) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -1152,6 +1316,14 @@ class Ledger:
         cur = self.conn.execute(sql, args)
         names = [d[0] for d in cur.description]
         return [dict(zip(names, row)) for row in cur.fetchall()]
+
+
+def _extra(text: str | None) -> dict[str, Any]:
+    try:
+        value = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def _days_between(earlier: str | None, later: str | None) -> int | None:

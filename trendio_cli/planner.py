@@ -22,7 +22,7 @@ from trendio_cli.campaign import WEEKDAYS, Campaign, Tier
 from trendio_cli.creators import Creator
 from trendio_cli.errors import BadInput
 from trendio_cli.ledger import Ledger, iso
-from trendio_cli.matching import AcceptanceModel, Answer, Scorer
+from trendio_cli.matching import Answer, OutcomeModel, Scorer
 from trendio_cli.quota import OutreachWeek, QuotaDay, local_day_bounds
 
 PLAN_FORMAT = 1
@@ -59,7 +59,7 @@ class LedgerState:
     outreach_used: int  # this outreach week
     fingerprint: str
     pending: int = 0  # pairs left pending by a dead run (reconciled before sending)
-    model: AcceptanceModel = field(default_factory=AcceptanceModel)  # learned from the brand's answers
+    model: OutcomeModel = field(default_factory=OutcomeModel)  # learned from the brand's outcomes
     plain_ids: set[str] = field(default_factory=set)  # creators an earlier version named by their plain id
     platform_outreach: tuple[str, dict[str, Any]] | None = None  # (read at, the outreach quota endpoint's data)
 
@@ -75,7 +75,8 @@ class LedgerState:
             outreach_used=ledger.outreach_used(brand, OutreachWeek.at(now, campaign.limits).since_iso),
             fingerprint=ledger.fingerprint(brand),
             pending=len(ledger.pending(brand)),
-            model=AcceptanceModel.fit(Answer(*row) for row in ledger.answers(brand)),
+            model=OutcomeModel.fit(Answer(*row) for row in ledger.answers(
+                brand, iso((now - timedelta(days=campaign.lifecycle.answer_within_days)).timestamp()))),
             plain_ids=ledger.plain_ids(brand),
             platform_outreach=ledger.outreach_quota(brand),
         )

@@ -67,18 +67,20 @@ def plan_view(plan: dict[str, Any], console: Console = stdout) -> None:
 
 
 def explain_view(r: dict[str, Any], console: Console = stdout) -> None:
-    console.print(f"[bold]Creator {r.get('creator_id', '')}[/]: rank {r['rank']} of {r['of']} by {r['ranking']} "
-                  f"ranking (score {r['score']:.4f}); planned today: {'yes' if r['planned_today'] else 'no'}"
-                  + (f"; flag {r['flag']}" if r.get("flag") else ""))
+    console.print(f"[bold]Creator {escape(r.get('creator_id', ''))}[/]: rank {r['rank']} of {r['of']} by "
+                  f"{r['ranking']} ranking (score {r['score']:.4f}); planned today: "
+                  f"{'yes' if r['planned_today'] else 'no'}" + (f"; flag {escape(r['flag'])}" if r.get("flag") else ""))
     if "factors" in r:
-        t = _table(f"Learned from {r['answers_learned_from']} answers; base rate {r['base_rate']:.1%}",
-                   "factor", "value", "accepted / answers", "rate", "pull (log-odds)")
+        t = _table(f"Learned from {r['answers_learned_from']} outcomes; base rate {r['base_rate']:.1%}",
+                   "factor", "value", "prior", "showcased / outcomes", "rate", "pull (log-odds)")
         for f in r["factors"]:
-            t.add_row(f["factor"], f["value"], f"{f['accepted']} / {f['answers']}", f"{f['rate']:.1%}",
+            t.add_row(f["factor"], escape(str(f["value"])), "" if f.get("prior") is None else f"{f['prior']:+.2f}",
+                      f"{f['showcased']} / {f['answers']}", f"{f['rate']:.1%}",
                       "" if f["pull"] is None else f"{f['pull']:+.3f}")
         console.print(t)
-        console.print(f"chance of accepting {r['p_accept']:.1%} x value of a collaboration "
-                      f"{r['collaboration_value']:.2f} (1 + log10(1 + 30-day GMV)) = score {r['score']:.4f}")
+        console.print(f"chance of a showcase {r['p_showcase']:.1%} x value of a showcase {r['showcase_value']:.2f} "
+                      f"(1 + log10(1 + expected GMV {r['expected_gmv']:,.2f})) x exploration {r['exploration']:.2f} "
+                      f"= score {r['score']:.4f}")
 
 
 def dry_run_view(result: dict[str, Any], console: Console = stdout) -> None:

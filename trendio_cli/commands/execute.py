@@ -54,6 +54,7 @@ def execute(
     if is_plan_file(source):
         saved_plan = load_plan(source)
         campaign = saved_plan.campaign_model()
+        creators = plan_creators(saved_plan)
     else:
         inputs = load_campaign_inputs(source)
         campaign, creators = inputs.campaign, inputs.creators
@@ -98,7 +99,7 @@ def execute_many(
         try:
             if is_plan_file(path):
                 plan = load_plan(path)
-                loaded.append((path, plan.campaign_model(), [], plan))
+                loaded.append((path, plan.campaign_model(), plan_creators(plan), plan))
             else:
                 inputs = load_campaign_inputs(path)
                 loaded.append((path, inputs.campaign, inputs.creators, None))
@@ -219,6 +220,8 @@ async def _execute(source, campaign: Campaign, creators, saved_plan, ledger_path
                                        for i, c in enumerate(b.creator_ids) for p in b.product_ids),
                                       expires_at=iso(end_time(campaign)))
                 _remember_creators(ledger, brand, creators, {c for b in plan.batches for c in b.creator_ids})
+                ledger.remember_campaign(brand, campaign.campaign, {"limits": campaign.limits.model_dump(mode="json"),
+                                                                    "lifecycle": campaign.lifecycle.model_dump()})
                 await executor.run(plan.batches)
             if executor.stop is None and plan is not None:
                 _stop_for_deferred_work(executor, plan)
@@ -312,6 +315,20 @@ def _stop_for_deferred_work(executor: Executor, plan: Plan) -> None:
         executor.halt(Stop("outreach_quota", f"the week's outreach is spent "
                            f"({plan.skipped['deferred: weekly outreach spent']} creators wait)", EXIT_QUOTA,
                            hint=f"the outreach week resets at {plan.outreach['resets_at']}"))
+
+
+def plan_creators(plan: Plan) -> list[Creator]:
+    """The attributes of a saved plan's creators, from the creators file its campaign names, so that the
+    saved-plan flow teaches matching as much as the direct one. Empty when the file is gone."""
+    campaign_file = Path(plan.campaign_file) if plan.campaign_file else None
+    if campaign_file is None or not campaign_file.is_file():
+        return []
+    try:
+        creators = load_campaign_inputs(campaign_file).creators
+    except BadInput:  # a plan outlives its creators file: the run goes on, learning less
+        return []
+    planned = {c for b in plan.batches for c in b.creator_ids}
+    return [c for c in creators if c.creator_id in planned]
 
 
 def _remember_creators(ledger: Ledger, brand: str, creators: list[Creator], chosen: set[str]) -> None:

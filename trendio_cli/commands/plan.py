@@ -60,6 +60,6 @@ def explain_creator(path: Path, ledger_path: str, creator_id: str, on: date | No
         "already_invited": sorted(state.invited.get(creator_id, ())),
     }
     if campaign.ranking == "learned":
-        result.update(explain(state.model, creator, tier, today))
+        result.update(explain(state.model, creator, tier, today, seed=campaign.campaign))
         result["score"] = mine
     return result
