@@ -168,10 +168,27 @@ class Targeting(Strict):
     active_within_days: int | None = Field(default=None, ge=1)
 
 
+GMV_RANGES = ("GMV_RANGE_0_100", "GMV_RANGE_100_1000", "GMV_RANGE_1000_10000", "GMV_RANGE_10000_AND_ABOVE")
+UNITS_SOLD_RANGES = ("UNITS_SOLD_RANGE_0_10", "UNITS_SOLD_RANGE_10_100", "UNITS_SOLD_RANGE_100_1000",
+                     "UNITS_SOLD_RANGE_1000_AND_ABOVE")
+
+
+class Discover(Strict):
+    """What `trendio creators discover` searches the creator marketplace for (the marketplace's own filters)."""
+
+    keyword: str | None = Field(default=None, min_length=1, max_length=100)
+    min_followers: int | None = Field(default=None, ge=0, le=10**10)
+    max_followers: int | None = Field(default=None, ge=0, le=10**10)
+    gmv_ranges: list[Literal[GMV_RANGES]] | None = Field(default=None, min_length=1)  # type: ignore[valid-type]
+    units_sold_ranges: list[Literal[UNITS_SOLD_RANGES]] | None = Field(  # type: ignore[valid-type]
+        default=None, min_length=1)
+    limit: int = Field(default=1000, ge=1, le=100_000)  # creators to write at most
+
+
 class Lifecycle(Strict):
     """When creators are left out of plans for a while (unresponsive, inactive)."""
 
-    unresponsive_after: int = Field(default=2, ge=1, le=100)  # invitations left unanswered...
+    unresponsive_after: int = Field(default=1, ge=1, le=100)  # invitations not taken up (one is evidence)...
     answer_within_days: int = Field(default=14, ge=1, le=365)  # ...for this long
     inactive_after_days: int = Field(default=60, ge=1, le=3650)  # no activity (creators file) for this long
     cooldown_days: int = Field(default=60, ge=1, le=3650)  # how long an unresponsive creator is left out
@@ -195,6 +212,7 @@ class Campaign(Strict):
     schedule: Schedule
     limits: Limits = Field(default_factory=Limits)
     targeting: Targeting | None = None
+    discover: Discover | None = None
     lifecycle: Lifecycle = Field(default_factory=Lifecycle)
     priority: int = 0
     ranking: Literal["learned", "followers", "random"] = "learned"

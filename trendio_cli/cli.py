@@ -561,6 +561,59 @@ def creators_unflag_cmd(
         render.creators_view(result)
 
 
+@sub_command(creators_app, "creators", "discover")
+def creators_discover_cmd(
+    out: Annotated[Path, typer.Option("--out", "-o", help="The creators file to write or extend (CSV, or JSONL "
+                                      "by its extension).")],
+    campaign: Annotated[Path | None, typer.Option("--campaign", help="Take the brand, its limits and the "
+                                                  "`discover:` filters from this campaign file.")] = None,
+    brand: Annotated[str | None, typer.Option("--brand", help="The brand whose credentials and quota the "
+                                              "search spends (default: the campaign's).")] = None,
+    keyword: Annotated[str | None, typer.Option("--keyword", help="Match usernames and nicknames.")] = None,
+    min_followers: Annotated[int | None, typer.Option("--min-followers", min=0)] = None,
+    max_followers: Annotated[int | None, typer.Option("--max-followers", min=0)] = None,
+    gmv_range: Annotated[list[str] | None, typer.Option(
+        "--gmv-range", help="GMV_RANGE_0_100, GMV_RANGE_100_1000, GMV_RANGE_1000_10000 or "
+                            "GMV_RANGE_10000_AND_ABOVE (repeat for several).")] = None,
+    units_sold_range: Annotated[list[str] | None, typer.Option(
+        "--units-sold-range", help="UNITS_SOLD_RANGE_0_10, _10_100, _100_1000 or _1000_AND_ABOVE (repeat for "
+                                   "several).")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Add at most this many creators "
+                                              "(default 1000, or the campaign's).")] = None,
+    max_requests: Annotated[int | None, typer.Option("--max-requests", min=1,
+                                                     help="Send at most this many search requests.")] = None,
+    page_size: Annotated[int, typer.Option("--page-size", help="12 or 20 creators a page.")] = 20,
+    ledger: LedgerOpt = "trendio.db",
+    base_url: BaseUrlOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Search the creator marketplace and write (or extend) a creators file with open ids and attributes.
+
+    Filters come from the flags, or from the campaign's `discover:` section (flags win). Every page is one
+    request counted against the brand's daily quota, outside the reserve kept for syncs, and never more
+    than `--max-requests`. Creators already in the file are not added twice; its rows are kept.
+    """
+    from trendio_cli.commands.discover import discover, discover_filters
+    from trendio_cli.inputs import load_campaign_inputs
+
+    spec = load_campaign_inputs(campaign).campaign if campaign else None
+    brand = brand or (spec.brand if spec else None)
+    if not brand:
+        raise BadInput("say whose quota the search spends: --brand B or --campaign FILE")
+    filters = discover_filters(spec, keyword=keyword, min_followers=min_followers, max_followers=max_followers,
+                               gmv_ranges=gmv_range, units_sold_ranges=units_sold_range, limit=limit)
+    with render.DiscoverProgress(enabled=not as_json) as progress:
+        result = discover(out, brand=brand, filters=filters, ledger_path=str(ledger), base_url=base_url,
+                          limits=spec.limits if spec else None, max_requests=max_requests, page_size=page_size,
+                          on_progress=progress.update)
+    code = result.pop("exit_code")
+    if as_json:
+        emit_json(envelope("creators discover", code, result.pop("errors"), **result))
+    else:
+        render.discover_view(result)
+    raise typer.Exit(code)
+
+
 @command("dashboard")
 def dashboard_cmd(
     which: Annotated[str, typer.Argument(help="ops (API usage, health, runs) or merchant (campaign performance).")],

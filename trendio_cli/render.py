@@ -265,3 +265,31 @@ def refresh_view(r: dict[str, Any], console: Console = stdout) -> None:
                   f"{r.get('access_token_expires_at') or 'at a time the platform did not say'}; the refresh token "
                   f"{r.get('refresh_token_expires_at') or 'at a time the platform did not say'}.")
     console.print(f"the new pair is kept in {escape(r['store'])}", soft_wrap=True)
+
+
+class DiscoverProgress:
+    """A progress bar on stderr for a long marketplace search: creators found against the limit."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.progress = Progress(TextColumn("discovering"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                                 TimeElapsedColumn(), console=stderr, disable=not enabled, transient=True)
+        self.task: Any = None
+
+    def __enter__(self) -> DiscoverProgress:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(*exc)
+
+    def update(self, found: int, limit: int) -> None:
+        if self.task is None:
+            self.task = self.progress.add_task("discover", total=limit)
+        self.progress.update(self.task, completed=min(found, limit))
+
+
+def discover_view(r: dict[str, Any], console: Console = stdout) -> None:
+    console.print(f"{r['added']} creator(s) added to {escape(r['file'])} ({r['already_in_file']} already in it), "
+                  f"from {r['pages']} page(s) of the marketplace in {r['requests']} request(s)", soft_wrap=True)
+    if r.get("stop_reason"):
+        console.print(f"stopped: {escape(str(r['stop_reason']))}")

@@ -1,0 +1,194 @@
+"""`trendio creators discover`: search the creator marketplace and write (or extend) a creators file.
+
+Pages are fetched with the first answer's `search_key` sent back (without it, page 2 is ranked anew). Every
+page is a request counted against the brand's day like any other, outside the reserve kept for syncs, and
+never more than `--max-requests`. Creators already in the file are not written twice; its other columns and
+rows are kept as they are."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from trendio_cli.api.client import ApiClient
+from trendio_cli.api.credentials import check_base_url, credentials_for, is_loopback_url
+from trendio_cli.api.endpoints import CREATOR_PAGE_SIZES, DEFAULT_BASE_URL
+from trendio_cli.campaign import Campaign, Discover, Limits
+from trendio_cli.creators import load_creators
+from trendio_cli.errors import BadInput
+from trendio_cli.executor import ExecuteOptions, Executor
+from trendio_cli.ledger import Ledger
+from trendio_cli.pacing import Pacer, PaceRule, scope_key
+
+COLUMNS = ("creator_id", "handle", "nickname", "followers", "gmv_30d", "category", "units_sold", "avg_video_views",
+           "avg_live_viewers", "region")
+
+
+def discover_filters(campaign: Campaign | None, **given: Any) -> Discover:
+    """The campaign's `discover:` section, with the flags given (not None) over it."""
+    base = campaign.discover.model_dump(exclude_none=True) if campaign and campaign.discover else {}
+    try:
+        return Discover.model_validate({**base, **{k: v for k, v in given.items() if v not in (None, [])}})
+    except ValueError as exc:
+        raise BadInput(f"discover filters: {str(exc).splitlines()[-1].strip()}") from None
+
+
+def search_body(filters: Discover) -> dict[str, Any]:
+    """The marketplace search body for the filters (follower counts, GMV and units-sold ranges, keyword)."""
+    body: dict[str, Any] = {}
+    if filters.keyword:
+        body["keyword"] = filters.keyword
+    if filters.min_followers is not None or filters.max_followers is not None:
+        count: dict[str, int] = {}
+        if filters.min_followers is not None:
+            count["count_ge"] = filters.min_followers
+        if filters.max_followers is not None:
+            count["count_le"] = filters.max_followers
+        body["follower_demographics"] = {"count_range": count}
+    if filters.gmv_ranges:
+        body["gmv_ranges"] = list(filters.gmv_ranges)
+    if filters.units_sold_ranges:
+        body["units_sold_ranges"] = list(filters.units_sold_ranges)
+    return body
+
+
+def creator_row(c: dict[str, Any]) -> dict[str, str] | None:
+    """A marketplace creator as a creators-file row; None without an open id."""
+    open_id = str(c.get("creator_open_id") or "")
+    if not open_id:
+        return None
+
+    def amount(v: Any) -> str:
+        if isinstance(v, dict):
+            if v.get("amount") not in (None, ""):
+                return str(v["amount"])
+            lo, hi = v.get("minimum_amount"), v.get("maximum_amount")  # a range: its middle
+            try:
+                return f"{(float(lo) + float(hi)) / 2:.2f}" if lo not in (None, "") and hi not in (None, "") else ""
+            except (TypeError, ValueError):
+                return ""
+        return "" if v in (None, "") else str(v)
+
+    categories = c.get("category_ids") or []
+    return {
+        "creator_id": open_id, "handle": str(c.get("username") or ""), "nickname": str(c.get("nickname") or ""),
+        "followers": amount(c.get("follower_count")), "gmv_30d": amount(c.get("gmv") or c.get("gmv_range")),
+        "category": str(categories[0]) if isinstance(categories, list) and categories else "",
+        "units_sold": amount(c.get("units_sold_range")), "avg_video_views": amount(c.get("avg_ec_video_view_count")),
+        "avg_live_viewers": amount(c.get("avg_ec_live_uv")), "region": str(c.get("selection_region") or ""),
+    }
+
+
+def discover(out: Path, *, brand: str, filters: Discover, ledger_path: str, base_url: str | None,
+             limits: Limits | None = None, max_requests: int | None = None, page_size: int = 20,
+             on_progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    if page_size not in CREATOR_PAGE_SIZES:
+        raise BadInput(f"--page-size must be one of {', '.join(map(str, CREATOR_PAGE_SIZES))}")
+    if out.exists() and not out.is_file():
+        raise BadInput(f"{out}: is not a file")
+    existing = _existing(out)
+    url = check_base_url(base_url or DEFAULT_BASE_URL)
+    creds = credentials_for(brand, allow_sandbox_defaults=is_loopback_url(url))
+    limits = limits or Limits()
+    found: dict[str, dict[str, str]] = {}
+    result = asyncio.run(_search(brand, creds, url, ledger_path, limits, filters, max_requests, page_size,
+                                 existing, found, on_progress))
+    added = [row for cid, row in found.items() if cid not in existing]
+    if added:
+        _write(out, added)
+    return {"file": str(out), "brand": brand, "added": len(added), "already_in_file": len(found) - len(added),
+            "filters": search_body(filters), **result}
+
+
+async def _search(brand: str, creds: Any, url: str, ledger_path: str, limits: Limits, filters: Discover,
+                  max_requests: int | None, page_size: int, existing: set[str], found: dict[str, dict[str, str]],
+                  on_progress: Callable[[int, int], None] | None) -> dict[str, Any]:
+    ledger = Ledger.open(ledger_path)
+    run_id = ledger.start_run(brand=brand, campaign=None, command="creators discover")
+    pacer = Pacer(PaceRule.for_rate(limits.requests_per_second), ledger,
+                  scope_key(limits.rate_scope, brand, creds.app_key))
+    pages = 0
+    try:
+        async with ApiClient(url, creds) as client:
+            ex = Executor(ledger, None, client, pacer, run_id, ExecuteOptions(max_requests=max_requests),
+                          brand_key=brand, limits=limits)
+            body = search_body(filters)
+            token: str | None = None
+            while len([c for c in found if c not in existing]) < filters.limit:
+                # a search spends the brand's share, never the reserve kept for syncs
+                answer = await ex.read(client.prepare_search_creators(page_size=page_size, page_token=token,
+                                                                      filters=body), purpose="invite",
+                                       record_failure=True)
+                if answer is None:
+                    break
+                pages += 1
+                for c in answer.data.get("creators") or []:
+                    row = creator_row(c) if isinstance(c, dict) else None
+                    if row is not None and row["creator_id"] not in found:
+                        found[row["creator_id"]] = row
+                if on_progress is not None:
+                    on_progress(len([c for c in found if c not in existing]), filters.limit)
+                if answer.data.get("search_key"):
+                    body = {**body, "search_key": answer.data["search_key"]}  # later pages: the same ranking
+                token = answer.data.get("next_page_token") or None
+                if not token:
+                    break
+        stop = ex.stop
+        exit_code = stop.exit_code if stop and stop.reason != "max_requests" else (1 if ex.errors and not pages
+                                                                                   else 0)
+        counts = {"pages": pages, "requests": ex.counts.requests}
+        errors = list(ex.errors)
+        if stop:
+            errors.insert(0, {"stop": stop.reason, "message": stop.message, "hint": stop.hint})
+        ledger.finish_run(run_id, status=stop.reason if stop else "success", exit_code=exit_code, counts=counts,
+                          errors=errors)
+        return {"exit_code": exit_code, **counts, "stop_reason": stop.reason if stop else None, "errors": errors}
+    finally:
+        ledger.close()
+
+
+def _existing(out: Path) -> set[str]:
+    if not out.is_file():
+        return set()
+    file = load_creators(out)
+    if file.errors:
+        raise BadInput(f"{out}: cannot extend a creators file with errors (first: {file.errors[0]})",
+                       hint="fix it (`trendio validate` on a campaign that names it shows every problem) or pick "
+                            "another --out")
+    return {c.creator_id for c in file.creators}
+
+
+def _write(out: Path, rows: list[dict[str, str]]) -> None:
+    """Append the new creators, atomically: the file is rewritten whole (its columns extended when needed),
+    then renamed over the old one."""
+    jsonl = out.suffix.lower() in (".jsonl", ".ndjson")
+    old_text = out.read_text(encoding="utf-8-sig") if out.is_file() else ""
+    buf = io.StringIO()
+    if jsonl:
+        buf.write(old_text if not old_text or old_text.endswith("\n") else old_text + "\n")
+        for r in rows:
+            buf.write(json.dumps({k: v for k, v in r.items() if v != ""}, ensure_ascii=False) + "\n")
+    else:
+        old_rows = list(csv.DictReader(io.StringIO(old_text))) if old_text else []
+        header = list(csv.DictReader(io.StringIO(old_text)).fieldnames or []) if old_text else []
+        header += [c for c in COLUMNS if c not in header]
+        writer = csv.DictWriter(buf, fieldnames=header, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(old_rows)
+        writer.writerows(rows)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(buf.getvalue())
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
