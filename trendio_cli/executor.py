@@ -288,12 +288,13 @@ class Executor:
 
     # --- reconciliation ----------------------------------------------------------------------
     async def read(self, prepared: PreparedRequest, *, purpose: str, batch_key: str | None = None,
-                   record_failure: bool = False) -> ApiAnswer | None:
+                   record_failure: bool = False, accept: tuple[Outcome, ...] = ()) -> ApiAnswer | None:
         """A call that changes nothing on the platform, retried with backoff on transient answers.
-        The successful answer, or None when it cannot be had now (`record_failure` keeps why in errors)."""
+        The successful answer (or one whose outcome is in `accept`: an answer, not a failure, to this caller),
+        or None when it cannot be had now (`record_failure` keeps why in errors)."""
         for attempt in range(1, self.options.max_attempts + 1):
             answer = await self.call(prepared, purpose=purpose, batch_key=batch_key, attempt=attempt)
-            if answer is None or answer.ok:
+            if answer is None or answer.ok or answer.outcome in accept:
                 return answer
             if not answer.retryable or (self.stop is not None and purpose != "reconcile"):
                 if record_failure:
@@ -344,9 +345,13 @@ class Executor:
     async def collaboration_pairs(self, collaboration_id: str, key: str | None = None) -> set[Pair] | None:
         """The (creator open id, product) pairs of one collaboration, from its detail; None if unreadable."""
         answer = await self.read(self.client.prepare_get_collaboration(collaboration_id), purpose="reconcile",
-                                 batch_key=key)
+                                 batch_key=key, accept=(Outcome.NO_ACCESS,))
         if answer is None:
             return None
+        if answer.outcome is Outcome.NO_ACCESS:
+            # 50001700: the shop has no such collaboration, so it holds nothing of ours; 50001701 (expired)
+            # may still hold what it held: that cannot be told from here
+            return set() if answer.code == 50001700 else None
         detail = answer.data.get("target_collaboration")
         detail = detail if isinstance(detail, dict) else answer.data
         creators = [self._open_id(str(c)) for c in _ids_in(detail.get("creators"),
