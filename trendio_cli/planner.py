@@ -17,7 +17,11 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from trendio_cli.api.endpoints import MAX_CREATORS_PER_CREATE, MAX_PRODUCTS_PER_CREATE
+from trendio_cli.api.endpoints import (
+    MAX_CREATORS_PER_CREATE,
+    MAX_CREATORS_PER_ELIGIBILITY_CHECK,
+    MAX_PRODUCTS_PER_CREATE,
+)
 from trendio_cli.campaign import WEEKDAYS, Campaign, Tier
 from trendio_cli.creators import Creator
 from trendio_cli.errors import BadInput
@@ -26,6 +30,7 @@ from trendio_cli.matching import Answer, OutcomeModel, Scorer
 from trendio_cli.quota import OutreachWeek, QuotaDay, local_day_bounds
 
 PLAN_FORMAT = 1
+READS_PER_RECONCILIATION = 2
 
 
 @dataclass
@@ -59,6 +64,8 @@ class LedgerState:
     outreach_used: int  # this outreach week
     fingerprint: str
     pending: int = 0  # pairs left pending by a dead run (reconciled before sending)
+    pending_requests: int = 0  # the create requests those pairs were claimed by (each read back by its name)
+    checked: set[str] = field(default_factory=set)  # creators whose reach the platform reported this week
     model: OutcomeModel = field(default_factory=OutcomeModel)  # learned from the brand's outcomes
     plain_ids: set[str] = field(default_factory=set)  # creators an earlier version named by their plain id
     platform_outreach: tuple[str, dict[str, Any]] | None = None  # (read at, the outreach quota endpoint's data)
@@ -67,6 +74,7 @@ class LedgerState:
     def read(cls, ledger: Ledger, campaign: Campaign, now: datetime) -> LedgerState:
         brand = campaign.brand
         since, until = local_day_bounds(now, campaign.schedule.timezone)
+        pending = ledger.pending(brand)
         return cls(
             invited=ledger.invited_pairs(brand),
             flagged=ledger.flagged_creators(brand, iso(now.timestamp())),
@@ -74,7 +82,9 @@ class LedgerState:
             requests_used=ledger.calls_used(brand, QuotaDay.at(now, campaign.limits.quota_timezone).day),
             outreach_used=ledger.outreach_used(brand, OutreachWeek.at(now, campaign.limits).since_iso),
             fingerprint=ledger.fingerprint(brand),
-            pending=len(ledger.pending(brand)),
+            pending=len(pending),
+            pending_requests=len({(p.campaign, p.batch_key) for p in pending}),
+            checked=ledger.checked_since(brand, OutreachWeek.at(now, campaign.limits).since_iso),
             model=OutcomeModel.fit(Answer(*row) for row in ledger.answers(
                 brand, iso((now - timedelta(days=campaign.lifecycle.answer_within_days)).timestamp()))),
             plain_ids=ledger.plain_ids(brand),
@@ -403,7 +413,11 @@ def make_plan(
     tiers = _tiers(batches)
     new_creators = sum(1 for cid in chosen if cid not in invited)
     creates = len(batches)
-    reconciles = math.ceil(state.pending / MAX_CREATORS_PER_CREATE) if state.pending else 0
+    # reading a request back by its name: a search, then the detail of what it found (or a second search)
+    reconciles = READS_PER_RECONCILIATION * state.pending_requests
+    # where the platform offers them: who the plan reaches (100 creators a request), and its outreach figures
+    to_check = len(chosen - state.checked)
+    screening = math.ceil(to_check / MAX_CREATORS_PER_ELIGIBILITY_CHECK) + 1 if creates else 0
     notes: list[str] = []
     if any(campaign.personal(t) for t in campaign.tiers):
         notes.append("the message names the creator ({handle}): those invitations go out one creator per request; "
@@ -427,12 +441,14 @@ def make_plan(
         batches=batches,
         tiers=tiers,
         skipped={**dict(skipped), **{f"deferred: {k}": v for k, v in deferred.items()}},
-        requests={"creates": creates, "conflict_checks": reconciles, "reserve": limits.reserve_requests,
-                  "total": creates + reconciles},
+        requests={"creates": creates, "conflict_checks": reconciles, "eligibility_checks": screening,
+                  "reserve": limits.reserve_requests, "total": creates + reconciles + screening,
+                  "not_counted": "creates sent again after conflicts, requests that isolate ineligible creators, "
+                                 "retries, and replacements for creators the eligibility check leaves out"},
         quota={
             "day": quota_day.day, "limit": limits.daily_requests, "used": state.requests_used,
-            "reserve": limits.reserve_requests, "after": state.requests_used + creates + reconciles,
-            "left_after": max(0, limits.daily_requests - state.requests_used - creates - reconciles),
+            "reserve": limits.reserve_requests, "after": state.requests_used + creates + reconciles + screening,
+            "left_after": max(0, limits.daily_requests - state.requests_used - creates - reconciles - screening),
             "resets_at": quota_day.resets_at.isoformat(),
         },
         outreach={
