@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from trendio_cli.errors import ConfigError
 
 FIELDS = ("APP_KEY", "APP_SECRET", "ACCESS_TOKEN", "SHOP_CIPHER")
+OPTIONAL_FIELDS = ("REFRESH_TOKEN",)  # only needed to refresh an expired access token
 
 # Documented defaults the sandbox accepts when the variables are unset (README, "Sandbox").
 SANDBOX_DEFAULTS = {
@@ -19,6 +20,7 @@ SANDBOX_DEFAULTS = {
     "APP_SECRET": "sandbox-app-secret",
     "ACCESS_TOKEN": "sandbox-access-token",
     "SHOP_CIPHER": "sandbox-shop-cipher",
+    "REFRESH_TOKEN": "sandbox-refresh-token",
 }
 
 
@@ -34,6 +36,7 @@ class Credentials:
     access_token: str = field(repr=False)
     shop_cipher: str
     source: str = "environment"
+    refresh_token: str = field(default="", repr=False)
 
     def __repr__(self) -> str:  # secrets never reach a traceback or a log line
         return f"Credentials(app_key={self.app_key!r}, shop_cipher={self.shop_cipher!r}, source={self.source!r})"
@@ -42,7 +45,7 @@ class Credentials:
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        return (self.app_secret, self.access_token)
+        return tuple(s for s in (self.app_secret, self.access_token, self.refresh_token) if s)
 
 
 def credentials_for(
@@ -71,6 +74,11 @@ def credentials_for(
             missing.append(name)
         else:
             values[name] = value
+    for name in OPTIONAL_FIELDS:
+        value = (env.get(f"{prefix}{name}") if prefix else None) or env.get(f"TRENDIO_{name}")
+        if not value and allow_sandbox_defaults:
+            value = SANDBOX_DEFAULTS[name]
+        values[name] = value or ""
     if missing:
         names = ", ".join(f"TRENDIO_{m}" for m in missing)
         brand_hint = f" (or {prefix}<NAME> for brand {brand!r})" if prefix else ""
@@ -84,6 +92,7 @@ def credentials_for(
         access_token=values["ACCESS_TOKEN"],
         shop_cipher=values["SHOP_CIPHER"],
         source="sandbox defaults" if used_defaults else "environment",
+        refresh_token=values["REFRESH_TOKEN"],
     )
 
 
@@ -101,14 +110,13 @@ def sandbox_accepted_credentials(environ: Mapping[str, str] | None = None) -> li
             prefixes.add(m.group(1))
     for p in sorted(prefixes):
         fields = {}
-        for name in FIELDS:
+        for name in FIELDS + OPTIONAL_FIELDS:
             fields[name] = env.get(f"TRENDIO_{p}_{name}" if p else f"TRENDIO_{name}") or env.get(
                 f"TRENDIO_{name}"
             )
-        if all(fields.values()):
-            found.append(
-                Credentials(fields["APP_KEY"], fields["APP_SECRET"], fields["ACCESS_TOKEN"], fields["SHOP_CIPHER"])
-            )
+        if all(fields[name] for name in FIELDS):
+            found.append(Credentials(fields["APP_KEY"], fields["APP_SECRET"], fields["ACCESS_TOKEN"],
+                                     fields["SHOP_CIPHER"], refresh_token=fields["REFRESH_TOKEN"] or ""))
     return found
 
 
