@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 from trendio_cli.errors import ConfigError
 
 FIELDS = ("APP_KEY", "APP_SECRET", "ACCESS_TOKEN", "SHOP_CIPHER")
-OPTIONAL_FIELDS = ("REFRESH_TOKEN",)
+OPTIONAL_FIELDS = ("REFRESH_TOKEN",)  # only needed to refresh an expired access token
 
 # Documented defaults the sandbox accepts when the variables are unset (README, "Sandbox").
 SANDBOX_DEFAULTS = {
@@ -116,14 +116,13 @@ def sandbox_accepted_credentials(environ: Mapping[str, str] | None = None) -> li
             prefixes.add(m.group(1))
     for p in sorted(prefixes):
         fields = {}
-        for name in FIELDS:
+        for name in FIELDS + OPTIONAL_FIELDS:
             fields[name] = env.get(f"TRENDIO_{p}_{name}" if p else f"TRENDIO_{name}") or env.get(
                 f"TRENDIO_{name}"
             )
-        if all(fields.values()):
-            found.append(
-                Credentials(fields["APP_KEY"], fields["APP_SECRET"], fields["ACCESS_TOKEN"], fields["SHOP_CIPHER"])
-            )
+        if all(fields[name] for name in FIELDS):
+            found.append(Credentials(fields["APP_KEY"], fields["APP_SECRET"], fields["ACCESS_TOKEN"],
+                                     fields["SHOP_CIPHER"], refresh_token=fields["REFRESH_TOKEN"] or ""))
     return found
 
 

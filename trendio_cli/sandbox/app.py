@@ -1,5 +1,5 @@
-"""The sandbox's HTTP layer: a Starlette app with the API's paths, plus `/_sandbox/*` admin routes
-(stats, settings, clock, reset) that are neither signed nor counted."""
+"""The sandbox's HTTP layer: every API path goes to `SandboxState.handle`; `/_sandbox/*` admin routes (stats,
+settings, clock, scripts, reset) are neither signed nor counted. See state.py for the list."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from trendio_cli.sandbox.state import Reply, SandboxState, envelope
+
+MAX_BODY = 1 << 20  # the largest request body the sandbox reads
 
 
 class _LostResponseFilter(logging.Filter):
@@ -47,84 +49,46 @@ class CutConnection(Response):
         raise _Cut()
 
 
+def to_response(answer: Reply) -> Response:
+    if answer.lost:
+        return CutConnection(json.dumps(envelope(answer.code, answer.message, answer.data)).encode())
+    if answer.raw is not None:
+        media = "application/json" if answer.raw.startswith(b"{") else "text/html"
+        return Response(answer.raw, status_code=answer.status, headers=answer.headers, media_type=media)
+    return JSONResponse(envelope(answer.code, answer.message, answer.data), status_code=answer.status,
+                        headers=answer.headers)
+
+
 def create_app(state: SandboxState) -> Any:
     logging.getLogger("uvicorn.error").addFilter(_LostResponseFilter())
 
-    def to_response(reply: Reply) -> Response:
-        if reply.lost:
-            return CutConnection(json.dumps(envelope(reply.code, reply.message, reply.data)).encode())
-        if reply.raw is not None:
-            media = "application/json" if reply.raw.startswith(b"{") else "text/html"
-            return Response(reply.raw, status_code=reply.status, headers=reply.headers, media_type=media)
-        return JSONResponse(envelope(reply.code, reply.message, reply.data), status_code=reply.status,
-                            headers=reply.headers)
-
-    async def delay() -> None:
+    async def delay(extra_ms: float = 0.0) -> None:
         s = state.settings
+        ms = extra_ms
         if s.latency_ms or s.jitter_ms:
             jitter = state.rng.uniform(-s.jitter_ms, s.jitter_ms) if s.jitter_ms else 0.0
-            await asyncio.sleep(max(0.0, s.latency_ms + jitter) / 1000)
+            ms += max(0.0, s.latency_ms + jitter)
+        if ms:
+            await asyncio.sleep(ms / 1000)
 
-    async def api(request: Request, endpoint: str, handler: Any, mutating: bool = False) -> Response:
+    async def api(request: Request) -> Response:
         arrived = request.scope.get("trendio.arrived", time.time())
         body = await request.body()
-        query = dict(request.query_params)
-        shop, refusal = state.admit(endpoint, request.url.path, query, request.headers.get("x-tts-access-token"),
-                                    body, arrived)
-        if refusal is not None:
-            state.record(endpoint, shop, refusal)
-            await delay()
-            return to_response(refusal)
-        assert shop is not None
-        fault = state.transient_fault()
-        # Half of the faults on a create strike after the work was done: "may or may not have been created".
-        if fault is not None and not (mutating and state.rng.random() < 0.5):
-            state.record(endpoint, shop, fault)
-            await delay()
-            return to_response(fault)
+        if len(body) > MAX_BODY:
+            return to_response(Reply(413, 36009022, "The request body is too large."))
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        _, answer = state.handle(request.method, request.url.path, dict(request.query_params), headers, body,
+                                 request.client.host if request.client else "", arrived)
+        await delay(answer.delay_ms)
+        return to_response(answer)
+
+    # --- admin -------------------------------------------------------------------------------------------
+    async def read_json(request: Request) -> Any:
         try:
-            parsed = json.loads(body) if body.strip() else {}
-            if not isinstance(parsed, dict):
-                raise ValueError
+            return await request.json()
         except ValueError:
-            reply = Reply(200, 36009001, "Invalid parameter: body is not a JSON object")
-        else:
-            reply = handler(shop, query, parsed)
-        if fault is not None:
-            reply = fault
-        elif mutating and reply.code == 0 and state.rng.random() < state.settings.lost_rate:
-            state.stats["lost_responses"] += 1
-            reply.lost = True
-        state.record(endpoint, shop, reply)
-        await delay()
-        return to_response(reply)
+            return None
 
-    def create_route(version: str):
-        async def route(request: Request) -> Response:
-            return await api(
-                request, "create_collaboration",
-                lambda shop, q, b: state.create_collaboration(shop, b, version), mutating=True,
-            )
-        return route
-
-    async def conflicts(request: Request) -> Response:
-        return await api(request, "check_conflicts", lambda shop, q, b: state.check_conflicts(shop, b))
-
-    async def search(request: Request) -> Response:
-        return await api(request, "search_collaborations", lambda shop, q, b: state.search_collaborations(shop, q, b))
-
-    async def get_collab(request: Request) -> Response:
-        cid = request.path_params["id"]
-        return await api(request, "get_collaboration", lambda shop, q, b: state.get_collaboration(shop, cid))
-
-    async def search_creators(request: Request) -> Response:
-        return await api(request, "search_creators", lambda shop, q, b: state.search_creators(q, b))
-
-    async def get_creator(request: Request) -> Response:
-        cid = request.path_params["creator_id"]
-        return await api(request, "get_creator", lambda shop, q, b: state.get_creator(cid))
-
-    # --- admin -------------------------------------------------------------------------------
     async def stats(request: Request) -> Response:
         return JSONResponse(state.snapshot())
 
@@ -133,34 +97,63 @@ def create_app(state: SandboxState) -> Any:
 
     async def settings(request: Request) -> Response:
         if request.method == "POST":
+            changes = await read_json(request)
+            if not isinstance(changes, dict):
+                return JSONResponse({"error": "send a JSON object of settings"}, status_code=400)
             try:
-                state.settings.update(await request.json())
-            except (KeyError, ValueError, TypeError) as exc:
-                return JSONResponse({"error": f"unknown or bad setting: {exc}"}, status_code=400)
+                state.settings.update(changes)
+            except KeyError as exc:
+                return JSONResponse({"error": f"unknown setting: {exc}"}, status_code=400)
+            except (ValueError, TypeError) as exc:
+                return JSONResponse({"error": f"bad setting: {exc}"}, status_code=400)
         return JSONResponse(state.snapshot()["settings"])
 
     async def advance(request: Request) -> Response:
-        payload = await request.json()
-        state.clock_offset += float(payload.get("days", 0)) * 86400 + float(payload.get("seconds", 0))
+        payload = await read_json(request)
+        try:
+            seconds = float(payload.get("days", 0)) * 86400 + float(payload.get("seconds", 0))
+            state.advance(seconds)
+        except (AttributeError, TypeError, ValueError) as exc:
+            return JSONResponse({"error": f"send {{\"days\": n, \"seconds\": s}}, forward only ({exc})"},
+                                status_code=400)
         return JSONResponse({"clock_offset_s": state.clock_offset, "now": state.now_utc().isoformat()})
 
     async def reset(request: Request) -> Response:
         state.reset()
         return JSONResponse({"reset": True})
 
+    async def script(request: Request) -> Response:
+        if request.method == "DELETE":
+            state.scripts.clear()
+        elif request.method == "POST":
+            payload = await read_json(request)
+            try:
+                queued = state.add_script(payload["endpoint"], payload["answers"])
+            except (KeyError, TypeError, ValueError) as exc:
+                return JSONResponse({"error": f"send {{\"endpoint\": name, \"answers\": [...]}} ({exc})"},
+                                    status_code=400)
+            return JSONResponse({"endpoint": payload["endpoint"], "queued": queued})
+        return JSONResponse({k: list(v) for k, v in state.scripts.items() if v})
+
+    async def expire_tokens(request: Request) -> Response:
+        return JSONResponse({"expired": state.expire_tokens()})
+
+    async def creator(request: Request) -> Response:
+        truth = state.truth(request.path_params["creator_id"])
+        if truth is None:
+            return JSONResponse({"error": "no such creator"}, status_code=404)
+        return JSONResponse(truth)
+
     routes = [
-        Route("/affiliate_seller/202405/target_collaborations", create_route("202405"), methods=["POST"]),
-        Route("/affiliate_seller/202508/target_collaborations", create_route("202508"), methods=["POST"]),
-        Route("/affiliate_seller/202605/target_collaborations/conflicts/check", conflicts, methods=["POST"]),
-        Route("/affiliate_seller/202409/target_collaborations/search", search, methods=["POST"]),
-        Route("/affiliate_seller/202412/target_collaborations/{id}", get_collab, methods=["GET"]),
-        Route("/affiliate_seller/202406/marketplace_creators/search", search_creators, methods=["POST"]),
-        Route("/affiliate_seller/202406/marketplace_creators/{creator_id}", get_creator, methods=["GET"]),
         Route("/_sandbox/stats", stats, methods=["GET"]),
         Route("/_sandbox/pairs", pairs, methods=["GET"]),
         Route("/_sandbox/settings", settings, methods=["GET", "POST"]),
         Route("/_sandbox/advance", advance, methods=["POST"]),
         Route("/_sandbox/reset", reset, methods=["POST"]),
+        Route("/_sandbox/script", script, methods=["GET", "POST", "DELETE"]),
+        Route("/_sandbox/expire_tokens", expire_tokens, methods=["POST"]),
+        Route("/_sandbox/creators/{creator_id}", creator, methods=["GET"]),
+        Route("/{path:path}", api, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
     ]
     inner = Starlette(routes=routes)
 
