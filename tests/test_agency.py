@@ -88,7 +88,9 @@ def test_plan_and_dry_run_take_a_folder_too(tmp_path: Path):
     plans = json_out(run_cli("plan", root, "--json", env=env, check=0))["plans"]
     assert sorted(p["campaign"] for p in plans) == ["alpha-high", "alpha-low", "beta-one", "gamma-one"]
     runs = json_out(run_cli("dry-run", root, "--json", env=env, check=0))["runs"]
-    assert sum(r["requests_total"] for r in runs) == 4 * 30
+    assert sum(r["plan"]["requests"]["creates"] for r in runs) == 4 * 30
+    # and, where the platform offers them, one eligibility check and the outreach figures for each
+    assert sum(r["requests_total"] for r in runs) == 4 * 32
     bad = run_cli("plan", root, "--out", tmp_path / "p.json", env=env)
     assert bad.returncode == 2 and "single campaign file" in bad.stderr
 

@@ -10,12 +10,12 @@ import pytest
 
 from trendio_cli.api.answers import Outcome, classify_response, parse_retry_after
 from trendio_cli.api.client import ApiClient
-from trendio_cli.api.endpoints import CREATE_COLLABORATION_LEGACY
 from trendio_cli.api.credentials import (
     Credentials,
     check_base_url,
     credentials_for,
 )
+from trendio_cli.api.endpoints import CREATE_COLLABORATION_LEGACY
 from trendio_cli.api.signing import sign
 from trendio_cli.errors import ConfigError
 

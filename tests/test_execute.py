@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from helpers import json_out, run_cli, shop_credentials, shop_env, write_campaign
@@ -44,7 +45,7 @@ def sandbox_pairs(sb: SandboxServer) -> set[tuple[str, str]]:
 def test_five_thousand_creators_by_three_products_at_200ms(tmp_path: Path):
     campaign = write_campaign(tmp_path, 5000, limits={"creators_per_request": 20})
     ledger = tmp_path / "l.db"
-    with SandboxServer(SandboxSettings(latency_ms=200, ineligible_permille=0)) as sb:
+    with SandboxServer(SandboxSettings(latency_ms=200, ineligible_permille=0, weekly_outreach=1_000_000)) as sb:
         proc = run_cli("execute", campaign, "--yes", "--json", env=env_for(sb, ledger), check=0, timeout=300)
         result = json_out(proc)
         stats = sb.stats()
@@ -53,15 +54,17 @@ def test_five_thousand_creators_by_three_products_at_200ms(tmp_path: Path):
         assert stats["http_429"] == 0 and stats["duplicate_attempts"] == 0
         assert stats["max_requests_in_window"] <= 50
         day = next(iter(stats["quota_used"])).split("/")[1]
+        # 250 creates, the outreach figures, and who of the 5,000 can be reached (100 a request)
+        assert result["counts"]["creates"] == 250 and result["counts"]["eligibility_checks"] == 50
         with Ledger.open(ledger, readonly=True) as led:
-            assert led.calls_used("testbrand", day) == stats["requests"] == 250
+            assert led.calls_used("testbrand", day) == stats["requests"] == 250 + 1 + 50
         assert sent_pairs(ledger) == sandbox_pairs(sb)
         # 250 requests at 50/s cannot take less than ~5 s; more than 4x that means the pacing is broken
         assert result["duration_s"] < 20
 
         again = json_out(run_cli("execute", campaign, "--yes", "--json", env=env_for(sb, ledger), check=0))
         assert again["counts"]["sent"] == 0 and again["counts"]["requests"] == 0
-        assert sb.stats()["requests"] == 250
+        assert sb.stats()["requests"] == 301
 
 
 def test_killed_runs_with_lost_answers_never_duplicate_nor_lose_an_invitation(tmp_path: Path):
@@ -109,7 +112,9 @@ def test_two_brands_in_two_processes_share_the_app_rate_limit(tmp_path: Path):
         outs = [p.communicate(timeout=120) for p in procs]
         assert [p.returncode for p in procs] == [0, 0], [o[1][-1500:] for o in outs]
         stats = sb.stats()
-        assert stats["requests"] == 300 and stats["invited_pairs"] == 300
+        # per brand: 150 creates, the outreach figures and two eligibility checks
+        assert stats["by_endpoint"]["create_collaboration"] == 300 and stats["requests"] == 306
+        assert stats["invited_pairs"] == 300
         assert stats["http_429"] == 0
         assert stats["max_requests_in_window"] <= 50
         assert set(stats["quota_used"]) >= {k for k in stats["quota_used"] if k.startswith("cipher-")}
@@ -185,10 +190,12 @@ def test_dry_run_opens_no_connection_and_writes_nothing(tmp_path: Path):
         listener.accept()
     listener.close()
     assert ledger.read_bytes() == before
-    assert result["requests_total"] == 3 and result["pairs"] == 360
+    # three creates; where the platform offers them, two eligibility checks and the outreach figures
+    assert result["plan"]["requests"]["creates"] == 3 == len(result["requests"]) and result["pairs"] == 360
+    assert result["requests_total"] == 6
     req = result["requests"][0]
     assert req["query"]["sign"] and req["headers"]["x-tts-access-token"] == "***"
-    assert len(req["body"]["creator_user_ids"]) == 50
+    assert len(req["body"]["creator_user_open_ids"]) == 50
     assert "sandbox-app-secret" not in proc.stdout and "sandbox-access-token" not in proc.stdout
 
 
@@ -222,7 +229,8 @@ def test_daily_quota_stops_cleanly_with_exit_4_and_the_reset_time(tmp_path: Path
         proc = run_cli("execute", campaign, "--yes", "--json", env=env_for(sb, ledger))
         assert proc.returncode == 4
         result = json_out(proc)
-        assert result["stop_reason"] == "daily_quota" and result["counts"]["creates"] == 8
+        # 8 requests outside the reserve: the outreach figures, one eligibility check, six creates
+        assert result["stop_reason"] == "daily_quota" and result["counts"]["creates"] == 6
         assert "resets at" in result["errors"][0]["hint"]
         assert sb.stats()["requests"] == 8
         assert ledger_rows(ledger, "SELECT COUNT(*) FROM invitations WHERE state IN ('pending', 'planned')") == [(0,)]
@@ -233,14 +241,25 @@ def test_the_platforms_own_quota_answer_stops_the_run(tmp_path: Path):
     ledger = tmp_path / "l.db"
     with SandboxServer(SandboxSettings(ineligible_permille=0, daily_quota=5)) as sb:
         proc = run_cli("execute", campaign, "--yes", "--json", env=env_for(sb, ledger))
-        assert proc.returncode == 4 and json_out(proc)["stop_reason"] == "daily_quota"
-        assert len(sent_pairs(ledger)) == 15 == len(sandbox_pairs(sb))
+        result = json_out(proc)
+        assert proc.returncode == 4 and result["stop_reason"] == "daily_quota"
+        assert len(sent_pairs(ledger)) == 3 * result["counts"]["creates"] == len(sandbox_pairs(sb)) > 0
+
+
+def test_the_platforms_outreach_figures_keep_creates_within_the_weeks_quota(tmp_path: Path):
+    campaign = write_campaign(tmp_path, 40, limits={"creators_per_request": 5})
+    ledger = tmp_path / "l.db"
+    with SandboxServer(SandboxSettings(ineligible_permille=0, weekly_outreach=12)) as sb:
+        result = json_out(run_cli("execute", campaign, "--yes", "--json", env=env_for(sb, ledger), check=0))
+        stats = sb.stats()
+    assert 0 < result["counts"]["sent"] <= 36 and stats["by_code"].get("16024019", 0) == 0  # never refused
 
 
 def test_outreach_exhausted_stops_inviting_with_exit_4(tmp_path: Path):
     campaign = write_campaign(tmp_path, 40, limits={"creators_per_request": 5})
     ledger = tmp_path / "l.db"
-    with SandboxServer(SandboxSettings(ineligible_permille=0, weekly_outreach=12)) as sb:
+    with SandboxServer(SandboxSettings(ineligible_permille=0, weekly_outreach=12,
+                                       disabled_endpoints=["outreach_quota", "check_eligibility"])) as sb:
         proc = run_cli("execute", campaign, "--yes", "--json", env=env_for(sb, ledger))
         assert proc.returncode == 4 and json_out(proc)["stop_reason"] == "outreach_quota"
         assert sent_pairs(ledger) == sandbox_pairs(sb) and len(sent_pairs(ledger)) == 30
@@ -250,12 +269,15 @@ def test_outreach_exhausted_stops_inviting_with_exit_4(tmp_path: Path):
 def test_ineligible_creators_are_recorded_and_the_rest_sent(tmp_path: Path, mode: str):
     campaign = write_campaign(tmp_path, 200)
     ledger = tmp_path / "l.db"
-    with SandboxServer(SandboxSettings(ineligible_permille=60, ineligible_mode=mode)) as sb:
+    # the create path: without the eligibility check, refused creates are how the platform says it
+    with SandboxServer(SandboxSettings(ineligible_permille=60, ineligible_mode=mode,
+                                       disabled_endpoints=["check_eligibility"])) as sb:
         result = json_out(run_cli("execute", campaign, "--yes", "--json", env=env_for(sb, ledger), check=0))
         ineligible = {c for c, in ledger_rows(ledger, "SELECT DISTINCT creator_id FROM invitations "
                                                      "WHERE state = 'ineligible'")}
-        expected = {str(6_900_000_000_000_000_000 + i) for i in range(200)
-                    if sb.state.market.is_ineligible(str(6_900_000_000_000_000_000 + i), 60)}
+        everyone = {c for c, in ledger_rows(ledger, "SELECT DISTINCT creator_id FROM invitations")}
+        expected = {c for c in everyone
+                    if httpx.get(f"{sb.url}/_sandbox/creators/{c}", timeout=10).json()["ineligible_code"]}
         assert ineligible == expected and expected
         assert result["counts"]["sent"] == 3 * (200 - len(expected))
         assert sent_pairs(ledger) == sandbox_pairs(sb)
@@ -266,13 +288,14 @@ def test_ineligible_creators_are_recorded_and_the_rest_sent(tmp_path: Path, mode
 def test_rejected_credentials_stop_with_exit_5_and_lose_nothing(tmp_path: Path):
     campaign = write_campaign(tmp_path, 40, limits={"creators_per_request": 2})
     ledger = tmp_path / "l.db"
+    # every token lasts 6 requests: the first is refreshed once by itself, the second's end stops the brand
     with SandboxServer(SandboxSettings(ineligible_permille=0, token_expires_after=6)) as sb:
         proc = run_cli("execute", campaign, "--yes", "--json", env=env_for(sb, ledger))
         assert proc.returncode == 5
         result = json_out(proc)
         assert result["stop_reason"] == "auth" and "105002" in result["errors"][0]["message"]
-        assert "refresh" in result["errors"][0]["hint"]
-        assert sent_pairs(ledger) == sandbox_pairs(sb) and len(sent_pairs(ledger)) == 36
+        assert "refresh" in result["errors"][0]["hint"] and result["counts"]["token_refreshes"] == 1
+        assert sent_pairs(ledger) == sandbox_pairs(sb) and len(sent_pairs(ledger)) == 6 * result["counts"]["creates"]
         assert ledger_rows(ledger, "SELECT COUNT(*) FROM invitations WHERE state IN ('pending', 'planned')") == [(0,)]
         wrong = run_cli("execute", campaign, "--yes", env={**env_for(sb, ledger), "TRENDIO_APP_SECRET": "wrong"})
         assert wrong.returncode == 5 and "credentials rejected" in wrong.stdout + wrong.stderr
@@ -313,5 +336,8 @@ def test_max_requests_caps_a_run(tmp_path: Path):
     ledger = tmp_path / "l.db"
     with SandboxServer(SandboxSettings(ineligible_permille=0)) as sb:
         proc = run_cli("execute", campaign, "--yes", "--json", "--max-requests", "3", env=env_for(sb, ledger))
-        assert proc.returncode == 4 and json_out(proc)["stop_reason"] == "max_requests"
-        assert sb.stats()["requests"] == 3 and len(sent_pairs(ledger)) == 9
+        result = json_out(proc)
+        assert proc.returncode == 4 and result["stop_reason"] == "max_requests"
+        # every request counts, the outreach figures and the eligibility check too
+        assert sb.stats()["requests"] == 3 == result["counts"]["requests"]
+        assert len(sent_pairs(ledger)) == 3 * result["counts"]["creates"] == 3

@@ -10,7 +10,7 @@ from pathlib import Path
 from helpers import json_out, run_cli, write_campaign
 from trendio_cli.campaign import Tier
 from trendio_cli.creators import Creator
-from trendio_cli.matching import OutcomeModel, Answer, Scorer
+from trendio_cli.matching import Answer, OutcomeModel, Scorer
 
 TODAY = date(2026, 11, 25)
 MID = Tier(name="mid", min_followers=0)

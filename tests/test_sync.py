@@ -23,7 +23,27 @@ def states(ledger: Path) -> dict[str, int]:
         return led.invitation_states("testbrand")
 
 
-def test_sync_moves_states_and_costs_what_it_says(tmp_path: Path):
+def detail_truth(sb: SandboxServer, collaboration_ids: set[str]) -> dict[tuple[str, str], tuple[int, int]]:
+    """(collaboration, creator) -> (showcase, content) product counts, as the sandbox's detail says them."""
+    import asyncio
+
+    from trendio_cli.api.client import ApiClient
+    from trendio_cli.api.credentials import credentials_for
+
+    async def read():
+        out = {}
+        # the refreshed token, from the token store the runs wrote (the first one has expired by now)
+        async with ApiClient(sb.url, credentials_for(None, {}, allow_sandbox_defaults=True)) as c:
+            for cid in collaboration_ids:
+                answer = await c.send(c.prepare_get_collaboration(cid))
+                for cr in answer.data["target_collaboration"]["creators"]:
+                    out[(cid, cr["creator_open_id"])] = (cr["showcase_product_count"], cr["content_product_count"])
+        return out
+
+    return asyncio.run(read())
+
+
+def test_sync_moves_invitations_to_showcased_and_content_and_costs_what_it_says(tmp_path: Path):
     campaign = write_campaign(tmp_path, 300)
     ledger = tmp_path / "l.db"
     with SandboxServer(SandboxSettings(ineligible_permille=0)) as sb:
@@ -31,26 +51,59 @@ def test_sync_moves_states_and_costs_what_it_says(tmp_path: Path):
         run_cli("execute", campaign, "--yes", env=env, check=0)
         before = sb.stats()["requests"]
         first = json_out(run_cli("sync", "--json", env=env, check=0))["brands"][0]
-        assert first["changed"] == {} and first["requests"] == first["pages"] == 1  # nobody answered yet
-        httpx.post(f"{sb.url}/_sandbox/advance", json={"days": 8}).raise_for_status()
+        # nothing happened yet: one search page, no detail, no order read needed beyond the first
+        assert first["changed"] == {} and first["pages"] == {"VALID": 1} and first["details"] == 0
+        httpx.post(f"{sb.url}/_sandbox/advance", json={"days": 20}).raise_for_status()
         second = json_out(run_cli("sync", "--json", env=env, check=0))["brands"][0]
         stats = sb.stats()
-        assert stats["requests"] - before == first["requests"] + second["requests"]
-        assert stats["by_endpoint"]["search_collaborations"] == first["requests"] + second["requests"]
+        # 20 simulated days: the 7-day access token expired on the way and was refreshed once (the auth host's
+        # request is the platform's, not the shop's quota)
+        assert second["token_refreshes"] == 1 == stats["refreshes"]
+        assert stats["requests"] - before == first["requests"] + second["requests"] + 1
+        assert second["requests"] == sum(second["pages"].values()) + second["details"] + second["order_pages"] + 1
         got = states(ledger)
-        assert got.get("accepted", 0) > 0 and got.get("declined", 0) > 0
-        assert second["changed"]["accepted"] == got["accepted"]
-        # what the sandbox says, creator by creator
-        truth = {}
-        for collab in sb.state.collaborations.values():
-            for c in sb.state.collaboration_view(collab)["creators"]:
-                truth[c["creator_user_id"]] = c["accept_status"].lower()
+        assert got.get("showcased", 0) > 0 and got.get("content", 0) > 0 and "accepted" not in got
+        assert second["changed"]["showcased"] == got["showcased"] + got["content"]
+        # what the platform's detail says, creator by creator
         conn = sqlite3.connect(ledger)
-        for creator, state in conn.execute("SELECT DISTINCT creator_id, state FROM invitations"):
-            assert (truth[creator] if truth[creator] != "pending" else "sent") == state
-        # nothing left to learn: no more answers change, and it pages no further than needed
+        ids = {c for c, in conn.execute("SELECT DISTINCT collaboration_id FROM invitations")}
+        truth = detail_truth(sb, ids)
+        for collab, creator, state in conn.execute("SELECT DISTINCT collaboration_id, creator_id, state "
+                                                   "FROM invitations"):
+            showcase, content = truth[(collab, creator)]
+            assert state == ("content" if content else "showcased" if showcase else "sent")
+        # a second sync right after: the search pages, nothing else
         third = json_out(run_cli("sync", "--json", env=env, check=0))["brands"][0]
-        assert third["changed"] == {}
+        assert third["changed"] == {} and third["details"] == 0 and third["order_pages"] == 0
+        assert third["requests"] == sum(third["pages"].values()) == 1
+
+
+def test_orders_are_recorded_once_and_refunds_update_them(tmp_path: Path):
+    campaign = write_campaign(tmp_path, 400)
+    ledger = tmp_path / "l.db"
+    with SandboxServer(SandboxSettings(ineligible_permille=0)) as sb:
+        env = env_for(sb, ledger)
+        run_cli("execute", campaign, "--yes", env=env, check=0)
+        httpx.post(f"{sb.url}/_sandbox/advance", json={"days": 10}).raise_for_status()
+        first = json_out(run_cli("sync", "--json", env=env, check=0))["brands"][0]
+        assert first["orders_new"] > 0 and first["gmv_new"] > 0
+        conn = sqlite3.connect(ledger)
+        n = conn.execute("SELECT COUNT(*) FROM orders").fetchone()[0]
+        assert n == first["orders_new"]
+        assert conn.execute("SELECT COUNT(*) FROM (SELECT order_id, sku FROM orders GROUP BY 1, 2)").fetchone()[0] == n
+        ours = {c for c, in conn.execute("SELECT DISTINCT collaboration_id FROM invitations")}
+        assert {c for c, in conn.execute("SELECT DISTINCT collaboration_id FROM orders")} <= ours
+        again = json_out(run_cli("sync", "--json", env=env, check=0))["brands"][0]
+        assert again["orders_new"] == 0 and again["order_pages"] == 0  # nothing changed, read recently
+        # a month later: more orders, and some of the old ones refunded or cancelled, updated in place
+        httpx.post(f"{sb.url}/_sandbox/advance", json={"days": 30}).raise_for_status()
+        later = json_out(run_cli("sync", "--json", env=env, check=0))["brands"][0]
+        assert later["orders_new"] > 0 and later["orders_updated"] > 0
+        assert conn.execute("SELECT COUNT(*) FROM orders").fetchone()[0] == n + later["orders_new"]
+        refunded = conn.execute("SELECT COUNT(*) FROM orders WHERE refunded > 0 OR status = 'CANCELLED'").fetchone()
+        assert refunded[0] > 0
+        total = conn.execute("SELECT SUM(gmv) FROM orders WHERE creator_id IS NOT NULL").fetchone()[0]
+        assert total > 0  # orders are tied to the creators by their username
 
 
 def test_sync_spends_only_the_reserve(tmp_path: Path):
@@ -59,13 +112,13 @@ def test_sync_spends_only_the_reserve(tmp_path: Path):
     with SandboxServer(SandboxSettings(ineligible_permille=0)) as sb:
         env = env_for(sb, ledger)
         run_cli("execute", campaign, "--yes", env=env, check=0)
-        ok = json_out(run_cli("sync", "--campaign", campaign, "--json", env=env, check=0))
-        assert ok["brands"][0]["requests"] == 1
+        ok = json_out(run_cli("sync", "--campaign", campaign, "--json", env=env))
+        assert ok["brands"][0]["requests"] == 1  # the reserve's one request
         spent = run_cli("sync", "--campaign", campaign, "--json", env=env)
         assert spent.returncode == 4 and json_out(spent)["brands"][0]["requests"] == 0
 
 
-def test_ended_collaborations_expire_without_a_request(tmp_path: Path):
+def test_ended_collaborations_expire_without_asking(tmp_path: Path):
     campaign = write_campaign(tmp_path, 20)
     ledger = tmp_path / "l.db"
     with SandboxServer(SandboxSettings(ineligible_permille=0)) as sb:
@@ -76,13 +129,49 @@ def test_ended_collaborations_expire_without_a_request(tmp_path: Path):
         conn.execute("UPDATE invitations SET expires_at = '2020-01-01T00:00:00.000000Z'")
         conn.commit()
         result = json_out(run_cli("sync", "--json", env=env, check=0))["brands"][0]
-        assert result["requests"] == 0 and result["changed"] == {"expired": sent} and sent > 40
+        assert result["changed"] == {"expired": sent} and sent > 40 and result["details"] == 0
         assert states(ledger) == {"expired": sent}
 
 
+def test_a_collaboration_seen_ended_is_read_once_and_then_left_alone(tmp_path: Path):
+    from datetime import date, timedelta
+
+    campaign = write_campaign(tmp_path, 30, end_date=(date.today() + timedelta(days=10)).isoformat())
+    ledger = tmp_path / "l.db"
+    with SandboxServer(SandboxSettings(ineligible_permille=0)) as sb:
+        env = env_for(sb, ledger)
+        run_cli("execute", campaign, "--yes", env=env, check=0)
+        conn = sqlite3.connect(ledger)
+        cid = conn.execute("SELECT collaboration_id FROM invitations LIMIT 1").fetchone()[0]
+        httpx.post(f"{sb.url}/_sandbox/advance", json={"days": 12}).raise_for_status()  # past its end there
+        ended = json_out(run_cli("sync", "--json", env=env, check=0))["brands"][0]
+        assert ended["collaborations_ended"] == 1 and ended["details"] == 1
+        assert ended["pages"] == {"VALID": 1, "COMPLETED": 1}
+        assert conn.execute("SELECT COUNT(*) FROM invitations WHERE state = 'sent'").fetchone()[0] == 0
+        assert conn.execute("SELECT final FROM collaborations WHERE id = ?", (cid,)).fetchone()[0] == 1
+        after = json_out(run_cli("sync", "--json", env=env, check=0))["brands"][0]
+        assert after["requests"] == 0 and after["collaborations_watched"] == 0
+
+
+def test_one_silent_invitation_flags_a_creator_unresponsive(tmp_path: Path):
+    campaign = write_campaign(tmp_path, 30, lifecycle={"answer_within_days": 3, "cooldown_days": 10})
+    ledger = tmp_path / "l.db"
+    with SandboxServer(SandboxSettings(ineligible_permille=0)) as sb:
+        env = env_for(sb, ledger)
+        run_cli("execute", campaign, "--yes", env=env, check=0)
+        conn = sqlite3.connect(ledger)
+        conn.execute("UPDATE invitations SET claimed_at = '2026-01-01T00:00:00.000000Z'")  # invited long ago, once
+        conn.commit()
+        # no --campaign: the campaign's own lifecycle (3 days) applies, not the default (14)
+        result = json_out(run_cli("sync", "--json", env=env, check=0))["brands"][0]
+        silent = {c for c, in conn.execute("SELECT DISTINCT creator_id FROM invitations WHERE state = 'sent'")}
+        assert result["flagged_unresponsive"] == len(silent) > 20
+        flagged = {c for c, in conn.execute("SELECT creator_id FROM creators WHERE flag = 'unresponsive'")}
+        assert flagged == silent
+
+
 def test_unresponsive_creators_are_left_out_then_come_back_after_the_cooldown(tmp_path: Path):
-    campaign = write_campaign(tmp_path, 30, lifecycle={"unresponsive_after": 1, "answer_within_days": 3,
-                                                        "cooldown_days": 10})
+    campaign = write_campaign(tmp_path, 30, lifecycle={"answer_within_days": 3, "cooldown_days": 10})
     ledger = tmp_path / "l.db"
     with SandboxServer(SandboxSettings(ineligible_permille=0)) as sb:
         env = env_for(sb, ledger)

@@ -64,12 +64,12 @@ def ops_view(snap: dict[str, Any]) -> Group:
 
 
 def merchant_view(snap: dict[str, Any]) -> Panel:
-    t = _table("campaign", "tier", "invited", "accepted", "declined", "waiting", "acceptance", "inv/day",
+    t = _table("campaign", "tier", "invited", "showcased", "content", "waiting", "showcase rate", "inv/day",
                "req/inv", "errors")
     for r in snap["rows"]:
         t.add_row(f"{r['brand']}/{r['campaign']}" if r["tier"] == "all" else "", r["tier"], f"{r['invited']:,}",
-                  f"{r['accepted']:,}", f"{r['declined']:,}", f"{r['waiting']:,}",
-                  "-" if r["acceptance_rate"] is None else f"{r['acceptance_rate']:.1%}",
+                  f"{r['showcased']:,}", f"{r['content']:,}", f"{r['waiting']:,}",
+                  "-" if r["showcase_rate"] is None else f"{r['showcase_rate']:.1%}",
                   f"{r['invitations_per_day']:.0f}" if "invitations_per_day" in r else "",
                   "-" if r.get("requests_per_invitation") is None else f"{r['requests_per_invitation']:.3f}",
                   f"{r['error_rate']:.2%}")

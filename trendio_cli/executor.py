@@ -62,7 +62,9 @@ class ExecuteOptions:
     backoff_cap_s: float = 20.0
     settle_s: float = 2.0  # before reconciling an uncertain create, let the platform finish it
     heartbeat_s: float = 5.0
-    max_split_requests: int = 16  # per batch, to find creators refused without being named
+    # per batch, to find creators refused without being named; None: twice the batch's creators, which always
+    # isolates every one of them (a complete halving of n creators takes at most 2n - 2 requests)
+    max_split_requests: int | None = None
     unknown_streak: int = 3  # undocumented answers in a row that stop the brand
 
 
@@ -70,6 +72,7 @@ class ExecuteOptions:
 class Stop:
     # daily_quota | outreach_quota | max_requests | auth | campaign_refused | unsupported | unknown_answers |
     # interrupted
+    reason: str
     message: str
     exit_code: int
     hint: str | None = None
@@ -191,8 +194,8 @@ class Executor:
             if self.client.token_generation != generation:
                 return True  # another worker refreshed it meanwhile
             if self.counts.token_refreshes >= 1:
-                self.halt(Stop("auth", "the access token expired again after it was refreshed in this run",
-                               EXIT_REFUSED, hint=HINTS[105002]))
+                self.halt(Stop("auth", "the access token expired (105002) again after it was refreshed in this "
+                               "run", EXIT_REFUSED, hint=HINTS[105002]))
                 return False
             try:
                 await self.client.refresh_access_token(brand=self.brand)
@@ -495,7 +498,8 @@ class Executor:
         """One planned batch. Its first request claims the pairs (write-ahead); what the platform answers may
         turn it into further requests, each with a name of its own (the conflicts left out, ineligible creators
         isolated), until every pair has an outcome or the run stops."""
-        work = _BatchWork(batch, self.options.max_split_requests)
+        budget = self.options.max_split_requests
+        work = _BatchWork(batch, 2 * len(batch.creator_ids) if budget is None else budget)
         queue: deque[_Request] = deque([_Request(batch.key, list(batch.creator_ids), list(batch.product_ids))])
         while queue:
             request = queue.popleft()
@@ -652,9 +656,8 @@ class Executor:
                   if len(creators) > 1 else
                   [(creators, products[:len(products) // 2]), (creators, products[len(products) // 2:])])
         if work.splits_left < len(halves):
-            self._error(request.pairs, answer, f"the platform refused without naming whom; not isolated within "
-                                               f"{self.options.max_split_requests} split requests; left for a "
-                                               f"later run")
+            self._error(request.pairs, answer, "the platform refused without naming whom, and this batch's split "
+                                               "requests are spent; left for a later run")
             self._release(request)
             return
         work.splits_left -= len(halves)

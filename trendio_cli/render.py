@@ -116,27 +116,28 @@ def execute_view(result: dict[str, Any], console: Console = stdout) -> None:
 
 
 def sync_view(result: dict[str, Any], console: Console = stdout) -> None:
-    t = _table("Sync", "brand", "open collaborations", "pages", "requests", "accepted", "declined", "expired",
-               "flagged unresponsive")
+    t = _table("Sync", "brand", "watched", "requests", "showcased", "content", "expired", "orders new",
+               "GMV new", "unresponsive")
     for b in result["brands"]:
         ch = b["changed"]
-        t.add_row(b["brand"], str(b["open_collaborations"]), str(b["pages"]), str(b["requests"]),
-                  *(str(ch.get(k, 0)) for k in ("accepted", "declined", "expired")), str(b["flagged_unresponsive"]))
+        t.add_row(b["brand"], str(b["collaborations_watched"]), str(b["requests"]),
+                  *(str(ch.get(k, 0)) for k in ("showcased", "content", "expired")), str(b["orders_new"]),
+                  f"{b['gmv_new']:,.2f}", str(b["flagged_unresponsive"]))
     console.print(t if result["brands"] else "no brand in the ledger")
     for b in result["brands"]:
         for e in b["errors"]:
-            console.print(f"{b['brand']}: stopped: {e.get('message')}")
+            console.print(f"{b['brand']}: stopped: {e.get('message')}", markup=False)
 
 
 def creators_view(result: dict[str, Any], console: Console = stdout) -> None:
-    t = _table(f"Creators of {result['brand']}", "creator", "handle", "invited", "waiting", "yes", "no",
-               "expired", "flag", "last invited")
+    t = _table(f"Creators of {result['brand']}", "creator", "handle", "invited", "waiting", "showcased",
+               "content", "expired", "flag", "last invited")
     for r in result["creators"]:
         flag = r.get("flag") or ""
         if flag and r.get("flagged_until"):
             flag += f" until {r['flagged_until'][:10]}"
         t.add_row(r["creator_id"], r.get("handle") or "", str(r["invitations"]), str(r["waiting"] or 0),
-                  str(r["accepted"] or 0), str(r["declined"] or 0), str(r["expired"] or 0), flag,
+                  str(r["showcased"] or 0), str(r["content"] or 0), str(r["expired"] or 0), flag,
                   (r["last_invited"] or "")[:10])
     console.print(t if result["creators"] else "no creators")
     for cid, rows in (result.get("history") or {}).items():
@@ -166,8 +167,8 @@ def status_view(result: dict[str, Any], console: Console = stdout) -> None:
                "req today")
     for b in result["brands"]:
         inv = b["invitations"]
-        invited = sum(inv.get(k, 0) for k in ("sent", "accepted", "declined", "expired"))
-        answered = f"{inv.get('accepted', 0)} yes / {inv.get('declined', 0)} no"
+        invited = sum(inv.get(k, 0) for k in ("sent", "showcased", "content", "expired"))
+        answered = f"{inv.get('showcased', 0) + inv.get('content', 0)} showcased, {inv.get('content', 0)} content"
         not_sent = ", ".join(f"{inv[k]} {k}" for k in ("conflict", "ineligible", "failed") if inv.get(k)) or "0"
         t.add_row(b["brand"], str(invited), answered, str(b["pending"]), not_sent, str(b["requests_today"]))
     console.print(t if result["brands"] else "the ledger is empty")

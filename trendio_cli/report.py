@@ -6,7 +6,7 @@ import html
 import json
 from typing import Any
 
-COLORS = {"invited": "#4e79a7", "accepted": "#59a14f", "declined": "#e15759", "waiting": "#bab0ac",
+COLORS = {"invited": "#4e79a7", "showcased": "#59a14f", "content": "#e15759", "waiting": "#bab0ac",
           "expired": "#f28e2b", "used": "#4e79a7", "limit": "#e15759"}
 
 
@@ -125,30 +125,29 @@ def _bar(x: float, y: float, w: float, h: float, color: str, tip: str) -> str:
 def render_report(data: dict[str, Any], daily_limit: int = 10_000) -> str:
     days = data["days"]
     labels = [d["date"] for d in days]
-    totals = data["totals"] or {"invited": 0, "accepted": 0, "declined": 0, "expired": 0, "waiting": 0,
-                                "acceptance_rate": None, "requests_per_invitation": None}
-    answered = totals["accepted"] + totals["declined"]
-    kpis = [("invitations", f"{totals['invited']:,}"), ("accepted", f"{totals['accepted']:,}"),
-            ("acceptance rate", _rate(totals.get("acceptance_rate"))),
+    totals = data["totals"] or {"invited": 0, "showcased": 0, "content": 0, "expired": 0, "waiting": 0,
+                                "showcase_rate": None, "requests_per_invitation": None}
+    kpis = [("invitations", f"{totals['invited']:,}"), ("showcased", f"{totals['showcased']:,}"),
+            ("showcase rate", _rate(totals.get("showcase_rate"))),
             ("waiting for an answer", f"{totals['waiting']:,}"),
             ("API requests per invitation",
              "-" if totals.get("requests_per_invitation") is None else f"{totals['requests_per_invitation']:.3f}")]
     charts = [
-        bar_chart("Invitations and acceptances per day", labels,
-                  {"invited": [d.get("invited", 0) for d in days], "accepted": [d.get("accepted", 0) for d in days]},
+        bar_chart("Invitations and showcases per day", labels,
+                  {"invited": [d.get("invited", 0) for d in days], "showcased": [d.get("showcased", 0) for d in days]},
                   chart_id="per-day"),
         hbar_chart("Funnel", [("invited", {"invited": totals["invited"]}),
-                              ("answered", {"accepted": totals["accepted"], "declined": totals["declined"]}),
-                              ("accepted", {"accepted": totals["accepted"]})], chart_id="funnel"),
-        hbar_chart("Results by tier", [(t["tier"], {"accepted": t["accepted"], "declined": t["declined"],
+                              ("showcased", {"showcased": totals["showcased"]}),
+                              ("content", {"content": totals["content"]})], chart_id="funnel"),
+        hbar_chart("Results by tier", [(t["tier"], {"showcased": t["showcased"], "content": t["content"],
                                                      "waiting": t["waiting"], "expired": t["expired"]})
                                        for t in data["tiers"]], chart_id="tiers"),
         bar_chart("API requests per day (quota)", [q["date"] for q in data["quota"]],
                   {"used": [q["used"] for q in data["quota"]]}, limit=daily_limit, chart_id="quota"),
     ]
     tier_rows = "".join(
-        f"<tr><td>{_esc(t['tier'])}</td><td>{t['invited']:,}</td><td>{t['accepted']:,}</td>"
-        f"<td>{t['declined']:,}</td><td>{t['waiting']:,}</td><td>{_rate(t['acceptance_rate'])}</td></tr>"
+        f"<tr><td>{_esc(t['tier'])}</td><td>{t['invited']:,}</td><td>{t['showcased']:,}</td>"
+        f"<td>{t['content']:,}</td><td>{t['waiting']:,}</td><td>{_rate(t['showcase_rate'])}</td></tr>"
         for t in data["tiers"])
     title = " / ".join(x for x in (data.get("brand"), data.get("campaign")) if x) or "all campaigns"
     return f"""<!doctype html>
@@ -156,10 +155,10 @@ def render_report(data: dict[str, Any], daily_limit: int = 10_000) -> str:
 <meta name="viewport" content="width=device-width, initial-scale=1"><style>{STYLE}</style></head>
 <body><h1>Campaign report: {_esc(title)}</h1>
 <p class="sub">Generated {_esc(data['generated_at'][:16].replace('T', ' '))} UTC by trendio from its ledger.
-{answered:,} of {totals['invited']:,} invitations answered so far.</p>
+{totals['showcased']:,} of {totals['invited']:,} invitations taken up (showcased) so far.</p>
 <div class="kpis">{''.join(f'<div class="kpi"><b>{_esc(v)}</b><span>{_esc(k)}</span></div>' for k, v in kpis)}</div>
 {''.join(charts)}
-<table><tr><th>tier</th><th>invited</th><th>accepted</th><th>declined</th><th>waiting</th><th>acceptance</th></tr>
+<table><tr><th>tier</th><th>invited</th><th>showcased</th><th>content</th><th>waiting</th><th>showcase rate</th></tr>
 {tier_rows}</table>
 <script type="application/json" id="data">{html.escape(json.dumps(data), quote=False)}</script>
 <script>{SELF_CHECK}</script>

@@ -12,8 +12,8 @@ from trendio_cli.campaign import Limits
 from trendio_cli.ledger import Ledger, iso
 from trendio_cli.quota import QuotaDay
 
-ANSWERED = ("accepted", "declined")
-INVITED = ("sent", "accepted", "declined", "expired")
+TAKEN = ("showcased", "content")
+INVITED = ("sent", "showcased", "content", "expired")
 NOT_SENT = ("conflict", "ineligible", "failed")
 ERROR_OUTCOMES = {o.value for o in Outcome} - {Outcome.OK.value}
 
@@ -75,13 +75,13 @@ def merchant_snapshot(ledger: Ledger, brand: str | None = None, campaign: str | 
     for (b, c, _), row in sorted(table.items()):
         st = row["states"]
         invited = sum(st.get(s, 0) for s in INVITED)
-        answered = sum(st.get(s, 0) for s in ANSWERED)
+        taken = sum(st.get(s, 0) for s in TAKEN)
         claimed = invited + sum(st.get(s, 0) for s in NOT_SENT) + st.get("pending", 0)
         out = {
-            "brand": b, "campaign": c, "tier": row["tier"], "invited": invited, "accepted": st.get("accepted", 0),
-            "declined": st.get("declined", 0), "expired": st.get("expired", 0), "waiting": st.get("sent", 0),
+            "brand": b, "campaign": c, "tier": row["tier"], "invited": invited, "showcased": taken,
+            "content": st.get("content", 0), "expired": st.get("expired", 0), "waiting": st.get("sent", 0),
             "pending": st.get("pending", 0), "not_sent": {s: st[s] for s in NOT_SENT if st.get(s)},
-            "acceptance_rate": round(st.get("accepted", 0) / answered, 4) if answered else None,
+            "showcase_rate": round(taken / invited, 4) if invited else None,
             "error_rate": round(st.get("failed", 0) / claimed, 4) if claimed else 0.0,
         }
         if row["tier"] == "all":

@@ -203,7 +203,6 @@ async def _execute(source, campaign: Campaign, creators, saved_plan, ledger_path
             await executor.reconcile_pending()
             ledger.clear_planned(brand)
             now = plan_now or datetime.now(timezone.utc)
-            await executor.outreach_quota()  # the platform's own figures, where it offers them
             if saved_plan is not None:
                 plan = saved_plan
                 ledger.record_plan_applied(plan_id=plan.plan_id, brand=brand, campaign=campaign.campaign,
@@ -273,9 +272,15 @@ SCREEN_ROUNDS = 3  # plan, check who it reaches, plan again without the unreacha
 
 async def _reachable_plan(executor: Executor, ledger: Ledger, campaign: Campaign, creators: list[Creator],
                           now: datetime, source: Path) -> Plan:
-    """The plan, with the creators the platform says an invitation cannot reach left out (where it offers the
-    eligibility check): they are flagged, so planning again puts the next best in their place."""
+    """The plan, under the platform's own outreach figures and with the creators the platform says an invitation
+    cannot reach left out (where it offers the outreach endpoints): those are flagged, so planning again puts
+    the next best in their place."""
     plan = make_plan(campaign, creators, LedgerState.read(ledger, campaign, now), now, campaign_file=str(source))
+    if not plan.batches:
+        return plan  # nothing to send: nothing to ask either (a scheduled run with no work is free)
+    if await executor.outreach_quota() is not None:  # the platform's own outreach figures, where it gives them
+        plan = make_plan(campaign, creators, LedgerState.read(ledger, campaign, now), now,
+                         campaign_file=str(source))
     for _ in range(SCREEN_ROUNDS):
         unreachable = await _screen(executor, campaign, plan, now)
         if not unreachable:

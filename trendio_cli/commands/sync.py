@@ -206,9 +206,9 @@ class Follow:
         token: str | None = None
         rows: list[dict[str, Any]] = []
         for _ in range(MAX_PAGES):
-            answer = await self.ex.read(self.client.prepare_search_orders(
-                create_time_ge=int(since), create_time_lt=int(now_ts) + 1, page_token=token), purpose="sync",
-                record_failure=True)
+            # no upper bound: the platform's "now" is the end of what it can have
+            answer = await self.ex.read(self.client.prepare_search_orders(create_time_ge=int(since), page_token=token),
+                                        purpose="sync", record_failure=True)
             if answer is None:
                 return  # the cursor stays: the next sync reads the same window again
             self.order_pages += 1

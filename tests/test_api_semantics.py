@@ -1,0 +1,289 @@
+"""The documented API, over real HTTP against the sandbox: what each create answer means (conflicts create
+nothing, ineligible creators named or found), every stopping code stopping at once, unknown answers, 429 and
+503 in every form, tokens refreshed once mid-run and by two processes at once, a lost create read back by
+its name, the 2026 endpoints used where they answer and skipped where they do not, and legacy plain ids."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sqlite3
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from helpers import json_out, run_cli, write_campaign
+from trendio_cli.sandbox.server import SandboxServer
+from trendio_cli.sandbox.state import SandboxSettings
+
+BIG_WEEK = {"weekly_outreach": 1_000_000}  # the sandbox's own outreach quota out of the way
+
+
+def settings(**kw):
+    return SandboxSettings(**{"ineligible_permille": 0, **BIG_WEEK, **kw})
+
+
+def env_for(sb, ledger, **more):
+    return {"TRENDIO_BASE_URL": sb.url, "TRENDIO_LEDGER": str(ledger), **more}
+
+
+def execute(campaign, sb, ledger, *args, check=None, **env):
+    proc = run_cli("execute", campaign, "--yes", "--json", *args, env=env_for(sb, ledger, **env), timeout=300)
+    if check is not None:
+        assert proc.returncode == check, (proc.returncode, proc.stdout[-3000:], proc.stderr[-2000:])
+    return json_out(proc), proc
+
+
+def states(ledger) -> dict[str, int]:
+    conn = sqlite3.connect(ledger)
+    try:
+        return dict(conn.execute("SELECT state, COUNT(*) FROM invitations GROUP BY state").fetchall())
+    finally:
+        conn.close()
+
+
+def rows(ledger, sql, *args):
+    conn = sqlite3.connect(ledger)
+    try:
+        return conn.execute(sql, args).fetchall()
+    finally:
+        conn.close()
+
+
+def creators_of(campaign: Path) -> list[dict[str, str]]:
+    with open(campaign.parent / "creators.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+# --- conflicts ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("conflict_code, conflict_id", [(0, "phantom"), (16024022, "none"), (0, "none")])
+def test_a_conflicts_answer_created_nothing_the_rest_is_sent_again_and_sent_once(tmp_path, conflict_code,
+                                                                                   conflict_id):
+    campaign = write_campaign(tmp_path, 40, limits={"creators_per_request": 20})
+    # another ledger (a lost one, another tool) invited some of them already: one create of 5 creators
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "creators.csv").write_text((tmp_path / "creators.csv").read_text())
+    first = write_campaign(tmp_path / "other", 0, limits={"creators_per_request": 5})
+    with SandboxServer(settings(conflict_code=conflict_code, conflict_id=conflict_id)) as sb:
+        execute(first, sb, tmp_path / "lost.db", "--max-requests", "3", check=4)
+        already = {(p["creator_id"], p["product_id"]) for p in sb.invited_pairs()}
+        assert 0 < len(already) < 120
+        result, _ = execute(campaign, sb, tmp_path / "l.db", check=0)
+        stats = sb.stats()
+        pairs = {(p["creator_id"], p["product_id"]) for p in sb.invited_pairs()}
+    counts = result["counts"]
+    assert counts["conflict"] == len(already)
+    assert counts["sent"] == 120 - len(already) == len(pairs) - len(already)
+    assert counts["resent"] >= 1  # the rest went again, in requests of their own, in the same run
+    sent = {(c, p) for c, p in rows(tmp_path / "l.db", "SELECT creator_id, product_id FROM invitations "
+                                                       "WHERE state = 'sent'")}
+    conflicts = {(c, p) for c, p in rows(tmp_path / "l.db", "SELECT creator_id, product_id FROM invitations "
+                                                            "WHERE state = 'conflict'")}
+    assert conflicts == already and not sent & already and sent == pairs - already  # nothing recorded as sent
+    assert stats["pairs_sent_more_than_once"] == len(already)  # only the unavoidable first discovery
+
+
+# --- ineligible creators ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("mode", ["named", "unnamed"])
+def test_ineligible_creators_are_dropped_when_named_and_found_by_splitting_when_not(tmp_path, mode):
+    campaign = write_campaign(tmp_path, 50)
+    people = creators_of(campaign)
+    bad = {people[3]["creator_id"]: 16024021, people[17]["creator_id"]: 16024016, people[40]["creator_id"]: 50001702}
+    with SandboxServer(settings(ineligible_mode=mode, ineligible_creators=bad, disabled_endpoints=[
+            "check_eligibility"])) as sb:
+        result, _ = execute(campaign, sb, tmp_path / "l.db", check=0)
+    counts = result["counts"]
+    assert counts["ineligible"] == 3 * 3 and counts["sent"] == 47 * 3 and counts["failed"] == 0
+    flagged = {c for (c,) in rows(tmp_path / "l.db", "SELECT creator_id FROM creators WHERE flag = 'ineligible'")}
+    assert flagged == set(bad)
+    if mode == "named":
+        assert counts["split_requests"] == 0
+    else:  # bounded: three creators among 50 in at most the configured split budget
+        assert 0 < counts["split_requests"] <= 16
+
+
+# --- answers that stop -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("code, exit_code, says", [
+    (16024008, 2, "not the shop's"), (50001703, 2, "message"), (98001004, 2, "end_time"),
+    (36009004, 5, "credentials"), (101000, 5, "credentials"), (105005, 5, "credentials"),
+    (106001, 5, "credentials"), (106013, 5, "credentials"), (36009033, 5, "credentials"),
+])
+def test_each_stopping_code_stops_after_one_create(tmp_path, code, exit_code, says):
+    campaign = write_campaign(tmp_path, 300, limits={"creators_per_request": 10})
+    with SandboxServer(settings()) as sb:
+        sb.script("create_collaboration", [{"code": code, "message": "invalid params: end_time" if code == 98001004
+                                            else ""}])
+        result, proc = execute(campaign, sb, tmp_path / "l.db", check=exit_code)
+        creates = sb.stats()["by_endpoint"].get("create_collaboration", 0)
+    assert creates == 1
+    assert result["counts"]["sent"] == 0 and result["counts"]["failed"] == 0
+    assert says in json.dumps(result["errors"])
+    assert states(tmp_path / "l.db").get("pending", 0) == 0  # nothing left claimed
+
+
+def test_a_streak_of_undocumented_answers_stops_the_brand(tmp_path):
+    campaign = write_campaign(tmp_path, 200, limits={"creators_per_request": 10})
+    with SandboxServer(settings()) as sb:
+        sb.script("create_collaboration", [{"code": 77777777, "message": "something new"}] * 20)
+        result, _ = execute(campaign, sb, tmp_path / "l.db", check=1)
+        creates = sb.stats()["by_endpoint"].get("create_collaboration", 0)
+    # the third in a row stops the brand; creates already in flight then still get their answers
+    assert 3 <= creates < 20 and result["stop_reason"] == "unknown_answers"
+    assert result["counts"]["failed"] == 10 * creates  # each refused batch, with its code kept
+    assert rows(tmp_path / "l.db", "SELECT DISTINCT code FROM invitations WHERE state = 'failed'") == [(77777777,)]
+
+
+@pytest.mark.parametrize("answer", [
+    {"http_status": 429, "envelope": False}, {"http_status": 429, "code": 36009002},
+    {"http_status": 503, "envelope": False}, {"http_status": 503, "code": 36009003},
+    {"http_status": 503, "body": "<html>Service Unavailable</html>"},
+])
+def test_429_and_503_with_and_without_an_envelope_are_retried_not_failed(tmp_path, answer):
+    campaign = write_campaign(tmp_path, 40, limits={"creators_per_request": 10})
+    with SandboxServer(settings()) as sb:
+        sb.script("create_collaboration", [answer, answer])
+        result, _ = execute(campaign, sb, tmp_path / "l.db", check=0)
+        stats = sb.stats()
+    assert result["counts"]["sent"] == 120 and result["counts"]["failed"] == 0
+    assert stats["pairs_sent_more_than_once"] == 0 and stats["invited_pairs"] == 120
+
+
+# --- tokens ------------------------------------------------------------------------------------------------------
+def test_a_token_that_expires_mid_run_is_refreshed_once_and_the_run_completes(tmp_path):
+    import os
+    import time
+
+    campaign = write_campaign(tmp_path, 200, limits={"creators_per_request": 10, "requests_per_second": 5})
+    home = tmp_path / "home"
+    with SandboxServer(settings()) as sb:
+        env = {**os.environ, "TRENDIO_BASE_URL": sb.url, "TRENDIO_LEDGER": str(tmp_path / "l.db"),
+               "TRENDIO_HOME": str(home)}
+        proc = subprocess.Popen([sys.executable, "-m", "trendio_cli", "execute", str(campaign), "--yes", "--json"],
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        while sb.stats()["by_endpoint"].get("create_collaboration", 0) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        httpx.post(f"{sb.url}/_sandbox/expire_tokens", timeout=10).raise_for_status()  # mid-run
+        out, err = proc.communicate(timeout=300)
+        stats = sb.stats()
+    assert proc.returncode == 0, (out[-2000:], err[-2000:])
+    result = json.loads(out)
+    assert result["counts"]["sent"] == 600 and result["counts"]["token_refreshes"] == 1
+    assert stats["refreshes"] == 1 and stats["pairs_sent_more_than_once"] == 0
+    store = home / "tokens.json"
+    assert stat.S_IMODE(store.stat().st_mode) == 0o600
+    stored = json.loads(store.read_text())["shops"]
+    tokens = [v for pair in stored.values() for k, v in pair.items() if k.endswith("_token")]
+    assert tokens and all(t not in out + err for t in tokens)
+    assert all(t not in Path(tmp_path / "l.db").read_bytes().decode("latin-1") for t in tokens)
+
+
+def test_two_processes_refreshing_at_once_end_with_one_valid_pair(tmp_path):
+    home = tmp_path / "home"
+    with SandboxServer(settings()) as sb:
+        env = {**__import__("os").environ, "TRENDIO_BASE_URL": sb.url, "TRENDIO_HOME": str(home)}
+        procs = [subprocess.Popen([sys.executable, "-m", "trendio_cli", "auth", "refresh", "--json"], env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        outs = [p.communicate(timeout=120) for p in procs]
+        assert [p.returncode for p in procs] == [0, 0], outs
+        assert sb.stats()["refreshes"] == 1  # the second found the first's pair under the lock
+        shops = run_cli("auth", "shops", "--json", env={"TRENDIO_BASE_URL": sb.url, "TRENDIO_HOME": str(home)},
+                        check=0)
+    assert json_out(shops)["shops"]  # the stored pair is the valid one
+
+
+def test_auth_shops_lists_the_ciphers_without_needing_one(tmp_path):
+    with SandboxServer(settings()) as sb:
+        doc = json_out(run_cli("auth", "shops", "--json", env={"TRENDIO_BASE_URL": sb.url}, check=0))
+    assert doc["shops"][0]["cipher"] == "sandbox-shop-cipher" and doc["current_cipher_listed"] is True
+
+
+# --- uncertain creates -------------------------------------------------------------------------------------------
+def test_lost_creates_are_read_back_by_name_and_never_sent_twice(tmp_path):
+    campaign = write_campaign(tmp_path, 300, limits={"creators_per_request": 10})
+    with SandboxServer(settings(lost_rate=0.3, seed=11)) as sb:
+        result, _ = execute(campaign, sb, tmp_path / "l.db", check=0)
+        stats = sb.stats()
+        searched = stats["by_endpoint"].get("search_collaborations", 0)
+    assert stats["lost_responses"] > 0 and searched >= stats["lost_responses"]
+    assert stats["pairs_sent_more_than_once"] == 0 and stats["duplicate_attempts"] == 0
+    assert result["counts"]["sent"] == stats["invited_pairs"] == 900
+    names = rows(tmp_path / "l.db", "SELECT COUNT(DISTINCT collaboration_id) FROM invitations")[0][0]
+    assert names == stats["collaborations"]
+
+
+# --- the 2026 endpoints ------------------------------------------------------------------------------------------
+def test_the_eligibility_check_keeps_creates_off_unreachable_creators(tmp_path):
+    campaign = write_campaign(tmp_path, 120)
+    people = creators_of(campaign)
+    bad = {people[i]["creator_id"]: 16024021 for i in (2, 30, 77)}
+    with SandboxServer(settings(ineligible_creators=bad)) as sb:
+        result, _ = execute(campaign, sb, tmp_path / "l.db", check=0)
+        stats = sb.stats()
+    counts = result["counts"]
+    assert counts["unreachable"] == 3 and counts["eligibility_checks"] == 2 and counts["ineligible"] == 0
+    assert stats["ineligible_refusals"] == 0  # no create was spent on them
+    reasons = rows(tmp_path / "l.db", "SELECT flag_reason FROM creators WHERE flag = 'unreachable'")
+    assert len(reasons) == 3 and all("eligibility" in r for (r,) in reasons)
+
+
+@pytest.mark.parametrize("answer", ["path", "version"])
+def test_where_the_2026_endpoints_do_not_answer_each_is_asked_once_and_the_run_goes_on(tmp_path, answer):
+    campaign = write_campaign(tmp_path, 120)
+    with SandboxServer(settings(disabled_endpoints=["check_eligibility", "outreach_quota", "check_conflicts"],
+                                disabled_answer=answer)) as sb:
+        result, _ = execute(campaign, sb, tmp_path / "l.db", check=0)
+        by_endpoint = sb.stats()["by_endpoint"]
+    assert result["counts"]["sent"] == 360
+    assert by_endpoint.get("check_eligibility") == 1 and by_endpoint.get("outreach_quota") == 1
+
+
+def test_plan_and_quota_show_the_platforms_outreach_figures(tmp_path):
+    campaign = write_campaign(tmp_path, 30)
+    with SandboxServer(SandboxSettings(ineligible_permille=0, weekly_outreach=700)) as sb:
+        execute(campaign, sb, tmp_path / "l.db", check=0)
+    plan = json_out(run_cli("plan", campaign, "--json", env={"TRENDIO_LEDGER": str(tmp_path / "l.db")},
+                            check=0))["plan"]
+    platform = plan["outreach"]["platform"]
+    assert platform["total"] == 700 and platform["used"] == 30 and platform["left"] == 670
+
+
+# --- legacy plain ids --------------------------------------------------------------------------------------------
+def test_legacy_ids_create_through_202405_and_the_ledger_keeps_open_ids(tmp_path):
+    campaign = write_campaign(tmp_path, 20, api="legacy-ids")
+    with SandboxServer(settings()) as sb:
+        result, _ = execute(campaign, sb, tmp_path / "l.db", check=0)
+        versions = sb.stats()["by_endpoint_version"]
+        pairs = sb.invited_pairs()
+    assert result["counts"]["sent"] == 60
+    assert any("202405" in k for k in versions) and not any(k.endswith("202508") and "create" in k for k in versions)
+    open_ids = {c["creator_id"] for c in creators_of(campaign)}
+    assert {c for (c,) in rows(tmp_path / "l.db", "SELECT DISTINCT creator_id FROM invitations")} == open_ids
+    assert {p["creator_id"] for p in pairs} == open_ids
+
+
+def test_an_older_ledger_named_by_plain_ids_keeps_every_creator_from_a_second_invitation(tmp_path):
+    campaign = write_campaign(tmp_path, 20)
+    people = creators_of(campaign)
+    ledger = tmp_path / "l.db"
+    from trendio_cli.ledger import Ledger
+
+    with Ledger.open(ledger) as led:  # what an earlier version wrote: plain ids, sent
+        run = led.start_run(brand="testbrand", campaign="old", command="execute")
+        led.insert_planned("testbrand", "old", run, [(people[i]["creator_user_id"], "1729384756", "mid", "k")
+                                                     for i in range(5)])
+    conn = sqlite3.connect(ledger)
+    conn.execute("UPDATE invitations SET state = 'sent', claimed_at = '2026-11-01T00:00:00.000000Z'")
+    conn.commit()
+    conn.close()
+    plan = json_out(run_cli("plan", campaign, "--json", env={"TRENDIO_LEDGER": str(ledger)}, check=0))["plan"]
+    assert plan["pairs"] == 60 - 5  # the five plain-id pairs count for their open ids
+    with SandboxServer(settings()) as sb:
+        result, _ = execute(campaign, sb, ledger, check=0)
+    assert result["counts"]["sent"] == 55
+    moved = rows(ledger, "SELECT COUNT(*) FROM invitations WHERE creator_id GLOB '[0-9]*'")[0][0]
+    assert moved == 0  # the old rows now carry the open ids
