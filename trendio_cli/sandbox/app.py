@@ -163,4 +163,5 @@ def create_app(state: SandboxState) -> Any:
             scope["trendio.arrived"] = time.time()
         await inner(scope, receive, send)
 
-    return stamped  # type: ignore[return-value]
+    stamped.routes = inner.routes  # type: ignore[attr-defined]
+    return stamped

@@ -35,8 +35,24 @@ the week turns Sundays 12:00 UTC-8; connected creators are free) cannot cover th
 Over simulated time (`/_sandbox/advance`) creators never decline: some add products to their showcase, some of
 those post content, and affiliate orders follow, some cancelled or refunded later (`activity.py`).
 
-Settings: the fields of `SandboxSettings` below, each with its meaning; change them at start
-(`trendio sandbox --help`, `--set KEY=JSON`) or live (POST /_sandbox/settings).
+Settings (`SandboxSettings`, each explained where it is defined), set at start (`trendio sandbox --help`,
+`--set NAME=JSON`) or live (POST /_sandbox/settings):
+  rate      rate_limit, rate_window_s, rate_scope (api|shop|app), retry_after, rate_limit_envelope,
+            overload_rate, overload_envelope
+  quota     daily_quota, daily_quota_http_status, quota_timezone
+  outreach  weekly_outreach, weekly_outreach_by_shop, outreach_bands, outreach_unlimited, gmv_tier,
+            max_follower_count
+  tokens    token_lifetime_s, token_expires_after, refresh_token_lifetime_s, refresh_grace_s, revoke_on_refresh,
+            granted_scopes, ip_allowlist, reject_unexpected_cipher
+  paths     disabled_endpoints, disabled_answer (path|version), path_error_http_status
+  create    min_commission, max_commission, max_name_length, products, unavailable_products, sensitive_words,
+            ineligible_permille, ineligible_codes, ineligible_creators, ineligible_mode (named|unnamed),
+            ineligible_named_shape, ineligible_name_scope, unknown_creators, conflict_code (0|16024022),
+            conflict_id, legacy_conflict_ids
+  faults    latency_ms, jitter_ms, fault_rate, fault_forms, lost_rate, clock_skew_s, timestamp_past_s,
+            timestamp_future_s
+  answers   seed, marketplace_size, open_id_namespace, orders_sort, outreach_quota_nested, region, currency,
+            shop_info
 
 Admin routes (neither signed nor counted)
   GET  /_sandbox/stats                   counters (see `snapshot`), the settings, the simulated clock
