@@ -910,7 +910,13 @@ def test_scripted_answers_come_in_order_after_the_signature_check(sb, shop):
     sb.script("create_collaboration/202405", [{"code": 16024020}])
     assert shop.create(CREATORS[3:4])["code"] == 0
     assert shop.create([legacy_id(4)], legacy=True)["code"] == 16024020
-    assert httpx.post(f"{sb.url}/_sandbox/script", json={"endpoint": "nope", "answers": []}).status_code == 400
+    for bad in ({"endpoint": "nope", "answers": []}, {"endpoint": "get_shops", "answers": [{"cod": 1}]},
+                {"endpoint": "get_shops", "answers": [{"code": "1"}]},
+                {"endpoint": "get_shops", "answers": [{"http_status": 99}]}):
+        assert httpx.post(f"{sb.url}/_sandbox/script", json=bad).status_code == 400
+    assert httpx.get(f"{sb.url}/_sandbox/script").json() == {}
+    codes = sb.stats()["by_endpoint_code"]["create_collaboration"]
+    assert codes["36009033"] == 1 and codes["http429"] == 1 and codes["16024020"] == 1 and codes["lost"] == 1
 
 
 # --- observability and files ------------------------------------------------------------------------------------

@@ -90,7 +90,7 @@ def legacy_id(index: int) -> str:
 
 
 def index_of_legacy_id(value: str) -> int | None:
-    if not isinstance(value, str) or not value.isdigit() or len(value) > 19:
+    if not isinstance(value, str) or not (value.isascii() and value.isdigit()) or len(value) > 19:
         return None
     index = int(value) - LEGACY_ID_BASE
     return index if 0 <= index < LEGACY_ID_SPAN else None

@@ -151,6 +151,12 @@ MESSAGES = {
     106013: "Missing identifier. The shop_cipher query parameter is required to identify the target shop.",
 }
 
+# The fields a scripted answer may have (POST /_sandbox/script), with their types.
+SCRIPT_FIELDS: dict[str, Any] = {
+    "code": int, "http_status": int, "message": str, "data": dict, "headers": dict, "body": str,
+    "envelope": bool, "lost": bool, "apply": bool, "delay_ms": (int, float),
+}
+
 CHOICES: dict[str, tuple[Any, ...]] = {
     "rate_scope": ("api", "shop", "app"),
     "ineligible_mode": ("named", "unnamed"),
@@ -467,6 +473,7 @@ class SandboxState:
     def __init__(self, settings: SandboxSettings, credentials: list[Credentials], log_path: str | None = None):
         self.settings = settings
         self.credentials = list(credentials)
+        self.known_ciphers = {c.shop_cipher for c in self.credentials}
         self.apps: dict[str, str] = {}  # app_key -> app_secret
         for c in self.credentials:
             self.apps.setdefault(c.app_key, c.app_secret)
@@ -506,6 +513,7 @@ class SandboxState:
         self.by_endpoint: Counter[str] = Counter()
         self.by_endpoint_version: Counter[str] = Counter()
         self.by_code: Counter[str] = Counter()
+        self.by_endpoint_code: dict[str, Counter[str]] = defaultdict(Counter)
         self._reset_tokens()
 
     def _reset_tokens(self) -> None:
@@ -615,7 +623,7 @@ class SandboxState:
         # Which shop's day the call counts against: the cipher it names if it is a shop's, else its token's.
         if cipher is not None and token is not None and cipher in token.grant.ciphers:
             call.shop = cipher
-        elif cipher is not None and any(cipher in t.grant.ciphers for t in self.tokens.values()):
+        elif cipher is not None and cipher in self.known_ciphers:
             call.shop = cipher
         elif token is not None and ep.shop_scoped:
             call.shop = token.grant.ciphers[0]
@@ -834,7 +842,7 @@ class SandboxState:
         if "message" in body and not isinstance(body["message"], str):
             return "message must be a string"
         end = body.get("end_time")
-        if not isinstance(end, str) or not end.isdigit():
+        if not isinstance(end, str) or not (end.isascii() and end.isdigit()) or len(end) > 10:
             return "end_time must be a string of Unix seconds"
         if int(end) <= self.now():
             return "end_time must be in the future"
@@ -1493,6 +1501,16 @@ class SandboxState:
             raise KeyError(endpoint)
         if not isinstance(answers, list) or any(not isinstance(a, dict) for a in answers):
             raise ValueError("answers must be a list of objects")
+        for a in answers:
+            unknown = set(a) - set(SCRIPT_FIELDS)
+            if unknown:
+                raise ValueError(f"unknown answer fields: {', '.join(sorted(unknown))}")
+            for name, value in a.items():
+                kind = SCRIPT_FIELDS[name]
+                if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+                    raise ValueError(f"{name} must be a {kind if isinstance(kind, type) else 'number'}")
+            if not 100 <= a.get("http_status", 200) <= 599 or not 0 <= a.get("delay_ms", 0) <= 120_000:
+                raise ValueError("http_status must be 100..599 and delay_ms 0..120000")
         self.scripts[endpoint].extend(answers)
         return len(self.scripts[endpoint])
 
@@ -1518,6 +1536,7 @@ class SandboxState:
         else:
             key = str(answer.code)
         self.by_code[key] += 1
+        self.by_endpoint_code[endpoint][key] += 1
         if answer.status == 429:
             self.stats["http_429"] += 1
         elif answer.status == 503:
@@ -1568,6 +1587,7 @@ class SandboxState:
             "by_endpoint": dict(self.by_endpoint),
             "by_endpoint_version": dict(self.by_endpoint_version),
             "by_code": dict(self.by_code),
+            "by_endpoint_code": {name: dict(codes) for name, codes in self.by_endpoint_code.items()},
             "clock_offset_s": self.clock_offset,
             "now": self.now_utc().isoformat(),
             "settings": asdict(self.settings),
