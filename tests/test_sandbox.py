@@ -195,6 +195,8 @@ def test_unknown_paths_methods_and_bodies(sb, shop):
     assert shop.answer("POST", SEARCH, [1, 2])["code"] == 36009022
     assert shop.answer("POST", SEARCH, {"collaboration_status": "VALID"}, content_type="text/plain")["code"] == 36009022
     assert sb.stats()["by_code"]["36009009"] == 1
+    huge = shop.call("POST", SEARCH, raw=b" " * (2 << 20))
+    assert huge.status_code == 413 and huge.json()["code"] == 36009022
 
 
 # --- create ------------------------------------------------------------------------------------------------------
