@@ -5,16 +5,22 @@ from __future__ import annotations
 
 import csv
 import json
+import socket
+import subprocess
+import sys
 import time
 from collections import Counter
+from dataclasses import fields
 from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 
+from helpers import run_cli
 from trendio_cli.api.credentials import Credentials, sandbox_accepted_credentials
 from trendio_cli.api.signing import sign
+from trendio_cli.sandbox import app, state
 from trendio_cli.sandbox.marketplace import index_of_open_id, legacy_id, open_id, write_creators_file
 from trendio_cli.sandbox.server import SandboxServer
 from trendio_cli.sandbox.state import INELIGIBLE_CODES, SandboxSettings
@@ -945,10 +951,6 @@ def test_settings_are_checked_and_reset_forgets_everything_else(sb, shop):
 
 
 def test_every_setting_endpoint_and_admin_route_is_documented():
-    from dataclasses import fields
-
-    from trendio_cli.sandbox import app, state
-
     doc = state.__doc__ or ""
     assert [f.name for f in fields(SandboxSettings) if f.name not in doc] == []
     assert [e.template for e in state.ENDPOINTS if e.template.split("{")[0] not in doc] == []
@@ -974,3 +976,41 @@ def test_write_creators_file_names_creators_by_open_id(tmp_path):
     assert again.read_text() == path.read_text()
     with SandboxServer(SandboxSettings()) as server:
         assert Shop(server.url).create([r["creator_id"] for r in rows])["code"] == 0
+
+
+# --- the command ----------------------------------------------------------------------------------------------
+def test_trendio_sandbox_serves_with_its_options_and_refuses_bad_ones(tmp_path):
+    for args, words in ((["--set", "nope=1"], "unknown sandbox setting"),
+                        (["--rate-scope", "galaxy"], "rate_scope must be one of"),
+                        (["--set", "conflict_code"], "NAME=JSON"),
+                        (["--fault-rate", "2"], "between 0 and 1")):
+        proc = run_cli("sandbox", *args, timeout=60)
+        assert proc.returncode == 2 and words in proc.stderr, (args, proc.stderr)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = tmp_path / "log.jsonl"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "trendio_cli", "sandbox", "--port", str(port), "--conflict-code", "16024022",
+         "--disable", "check_eligibility", "--set", 'sensitive_words=["spam"]', "--log", str(log)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                settings = httpx.get(f"{url}/_sandbox/settings", timeout=1).json()
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline and server.poll() is None
+                time.sleep(0.1)
+        assert settings["conflict_code"] == 16024022 and settings["sensitive_words"] == ["spam"]
+        assert settings["disabled_endpoints"] == ["check_eligibility"] and settings["rate_scope"] == "api"
+        shop = Shop(url)
+        assert shop.create(CREATORS[:1], message="no spam please")["code"] == 50001703
+        assert shop.create(CREATORS[:1])["code"] == 0
+        assert shop.create(CREATORS[:1])["code"] == 16024022
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    assert [json.loads(x)["code"] for x in log.read_text().splitlines()] == [50001703, 0, 16024022]
