@@ -182,6 +182,10 @@ def test_app_key_token_and_shop_cipher(sb, shop):
     assert unexpected["code"] == 36009004 and "shop_cipher" in unexpected["message"]
     sb.configure(reject_unexpected_cipher=False)
     assert shop.answer("GET", SHOPS)["code"] == 0
+    sb.configure(auth_http_status=401)  # the same refusals, as HTTP 401s
+    assert shop.answer("POST", SEARCH, {"collaboration_status": "VALID"}, cipher="x")["http_status"] == 401
+    assert shop.answer("GET", SHOPS, cipher=False, secret="bad")["http_status"] == 401
+    assert shop.answer("GET", SHOPS, cipher=False)["http_status"] == 200
 
 
 def test_missing_scope_and_ip_allow_list(sb, shop):

@@ -43,7 +43,7 @@ Settings (`SandboxSettings`, each explained where it is defined), set at start (
   outreach  weekly_outreach, weekly_outreach_by_shop, outreach_bands, outreach_unlimited, gmv_tier,
             max_follower_count
   tokens    token_lifetime_s, token_expires_after, refresh_token_lifetime_s, refresh_grace_s, revoke_on_refresh,
-            granted_scopes, ip_allowlist, reject_unexpected_cipher
+            auth_http_status, granted_scopes, ip_allowlist, reject_unexpected_cipher
   paths     disabled_endpoints, disabled_answer (path|version), path_error_http_status
   create    min_commission, max_commission, max_name_length, products, unavailable_products, sensitive_words,
             ineligible_permille, ineligible_codes, ineligible_creators, ineligible_mode (named|unnamed),
@@ -200,6 +200,7 @@ class SandboxSettings:
     refresh_token_lifetime_s: float = 365 * 86_400
     refresh_grace_s: float = 0.0  # a used refresh token, within this many seconds, gets the same new pair again
     revoke_on_refresh: bool = False  # a refresh also ends the old access token at once
+    auth_http_status: int = 200  # HTTP status of credential refusals (36009004, 106001, 101000, 105002, ...)
     granted_scopes: list[str] = field(default_factory=lambda: list(SCOPES.values()))  # 105005 without
     ip_allowlist: list[str] = field(default_factory=list)  # client addresses allowed (36009033); empty: any
     reject_unexpected_cipher: bool = True  # shop_cipher on GET /authorization/202309/shops answers 36009004
@@ -642,6 +643,16 @@ class SandboxState:
             if s.overload_envelope:
                 return reply(36009003, "Service unavailable: the platform is overloaded.", status=503)
             return Reply(503, 0, raw=b"")
+        refusal = self._authenticate(call, headers, body, client, real, token)
+        if refusal is not None:
+            refusal.status = s.auth_http_status
+        return refusal
+
+    def _authenticate(self, call: Call, headers: dict[str, str], body: bytes, client: str, real: float,
+                      token: AccessToken | None) -> Reply | None:
+        """The credential checks, in the platform's order; None when the call may proceed."""
+        s, ep, query = self.settings, call.endpoint, call.query
+        app_key, cipher = query.get("app_key", ""), query.get("shop_cipher")
         secret = self.apps.get(app_key)
         if secret is None:
             return reply(36009004, "Invalid app_key query parameter.")
