@@ -102,6 +102,7 @@ from trendio_cli.sandbox.marketplace import (
     search_view,
     unit,
 )
+from trendio_cli.sandbox.tokens import AccessToken, Authorizations, RefreshRefused
 
 OUTREACH_TZ = ZoneInfo("Etc/GMT+8")  # "12:00 GMT-8" on Sundays
 # The forms a transient fault takes: coded errors, proxy pages, an empty body, a JSON body cut short with
@@ -378,35 +379,6 @@ ENDPOINTS = (
 _PATTERNS = [(e, e.pattern) for e in ENDPOINTS]
 
 
-# --- tokens -------------------------------------------------------------------------------------------------
-@dataclass
-class Grant:
-    """One shop authorization: the app, the shops it reaches, its current refresh token."""
-
-    app_key: str
-    ciphers: tuple[str, ...]
-    refresh_token: str
-    refresh_issued_at: float
-    access_token: str = ""
-
-
-@dataclass
-class AccessToken:
-    value: str
-    grant: Grant
-    issued_at: float
-    uses: int = 0
-    revoked: bool = False
-    forced_expired: bool = False
-
-
-@dataclass
-class UsedRefresh:
-    grant: Grant
-    used_at: float
-    answer: dict[str, Any]
-
-
 # --- collaborations -------------------------------------------------------------------------------------------
 @dataclass
 class Collaboration:
@@ -515,24 +487,7 @@ class SandboxState:
         self.by_endpoint_version: Counter[str] = Counter()
         self.by_code: Counter[str] = Counter()
         self.by_endpoint_code: dict[str, Counter[str]] = defaultdict(Counter)
-        self._reset_tokens()
-
-    def _reset_tokens(self) -> None:
-        now = self.now()
-        self.tokens: dict[str, AccessToken] = {}
-        self.grants: dict[str, Grant] = {}  # current refresh token -> grant
-        self.used_refresh: dict[str, UsedRefresh] = {}
-        ciphers: dict[tuple[str, str], list[str]] = defaultdict(list)
-        for c in self.credentials:
-            if c.shop_cipher not in ciphers[(c.app_key, c.access_token)]:
-                ciphers[(c.app_key, c.access_token)].append(c.shop_cipher)
-        for c in self.credentials:
-            if c.access_token in self.tokens:
-                continue
-            grant = Grant(c.app_key, tuple(ciphers[(c.app_key, c.access_token)]), c.refresh_token, now, c.access_token)
-            self.tokens[c.access_token] = AccessToken(c.access_token, grant, now)
-            if c.refresh_token:
-                self.grants.setdefault(c.refresh_token, grant)
+        self.auth = Authorizations.issue(self.credentials, self.now())
 
     def close(self) -> None:
         if self._log:
@@ -619,7 +574,7 @@ class SandboxState:
         s, ep, query = self.settings, call.endpoint, call.query
         app_key = query.get("app_key", "")
         token_value = headers.get("x-tts-access-token", "")
-        token = self.tokens.get(token_value)
+        token = self.auth.tokens.get(token_value)
         cipher = query.get("shop_cipher")
         # Which shop's day the call counts against: the cipher it names if it is a shop's, else its token's.
         if cipher is not None and token is not None and cipher in token.grant.ciphers:
@@ -682,7 +637,7 @@ class SandboxState:
         elif cipher is not None and s.reject_unexpected_cipher:
             return reply(36009004, "Unexpected identifier: the shop_cipher query parameter is not required.")
         token.uses += 1
-        if self._expired(token):
+        if self.auth.expired(token, self.now(), s.token_lifetime_s, s.token_expires_after):
             self.stats["token_expired"] += 1
             return reply(105002)
         if ep.scope and ep.scope not in s.granted_scopes:
@@ -712,14 +667,6 @@ class SandboxState:
         window.append(real)
         self.max_admitted[scope].add(real)
         return None
-
-    def _expired(self, token: AccessToken) -> bool:
-        s = self.settings
-        if token.revoked or token.forced_expired:
-            return True
-        if s.token_expires_after and token.uses > s.token_expires_after:
-            return True
-        return bool(s.token_lifetime_s) and self.now() >= token.issued_at + s.token_lifetime_s
 
     def _scripted(self, ep: Endpoint, call: Call, real: Callable[[], Reply]) -> Reply:
         queue = self.scripts.get(ep.key) or self.scripts.get(ep.name)
@@ -1347,62 +1294,39 @@ class SandboxState:
         assert call.token is not None
         return reply(0, data={"shops": [self.shop_view(c) for c in call.token.grant.ciphers]})
 
-    def _new_token(self) -> str:
-        return "TTP_" + base64.urlsafe_b64encode(self.rng.randbytes(30)).decode().rstrip("=")
-
     def _do_refresh_token(self, call: Call) -> Reply:
-        s, q, now = self.settings, call.query, self.now()
+        s, q = self.settings, call.query
         app_key, secret = q.get("app_key", ""), q.get("app_secret", "")
         rt, grant_type = q.get("refresh_token", ""), q.get("grant_type", "")
         if not app_key or not secret or not rt or not grant_type:
-            self.stats["refresh_failures"] += 1
-            return invalid("app_key, app_secret, refresh_token and grant_type are required")
-        if grant_type != "refresh_token":
-            self.stats["refresh_failures"] += 1
-            return invalid("grant_type must be refresh_token")
-        if self.apps.get(app_key) != secret:
-            self.stats["refresh_failures"] += 1
-            return reply(36009004, "Invalid app_key or app_secret.")
-        used = self.used_refresh.get(rt)
-        if used is not None and used.grant.app_key == app_key and s.refresh_grace_s \
-                and now - used.used_at <= s.refresh_grace_s:
-            self.stats["refreshes"] += 1
-            return reply(0, "success", data=dict(used.answer))
-        grant = self.grants.get(rt)
-        if grant is None or grant.app_key != app_key:
-            self.stats["refresh_failures"] += 1
-            return reply(36004005)
-        if now >= grant.refresh_issued_at + s.refresh_token_lifetime_s:
-            self.stats["refresh_failures"] += 1
-            return reply(36004001)
-        old = self.tokens.get(grant.access_token)
-        if old is not None and s.revoke_on_refresh:
-            old.revoked = True
-        access, refresh = self._new_token(), self._new_token()
-        del self.grants[rt]
-        grant.refresh_token, grant.refresh_issued_at, grant.access_token = refresh, now, access
-        self.grants[refresh] = grant
-        self.tokens[access] = AccessToken(access, grant, now)
-        answer = {
-            "access_token": access,
-            "access_token_expire_in": int(now + (s.token_lifetime_s or 10 * 365 * 86_400)),
-            "refresh_token": refresh,
-            "refresh_token_expire_in": int(now + s.refresh_token_lifetime_s),
-            "open_id": base64.urlsafe_b64encode(hashlib.blake2b(grant.ciphers[0].encode(), digest_size=30)
-                                                .digest()).decode().rstrip("="),
-            "seller_name": self.shop_view(grant.ciphers[0])["name"],
-            "seller_base_region": self.shop_view(grant.ciphers[0])["region"],
-            "user_type": 0,
-            "granted_scopes": list(s.granted_scopes),
-        }
-        self.used_refresh[rt] = UsedRefresh(grant, now, answer)
-        self.stats["refreshes"] += 1
-        return reply(0, "success", data=dict(answer))
+            answer = invalid("app_key, app_secret, refresh_token and grant_type are required")
+        elif grant_type != "refresh_token":
+            answer = invalid("grant_type must be refresh_token")
+        elif self.apps.get(app_key) != secret:
+            answer = reply(36009004, "Invalid app_key or app_secret.")
+        else:
+            grant = self.auth.grants.get(rt)
+            shop = self.shop_view(grant.ciphers[0]) if grant else {"name": "", "region": s.region}
+            describe = {
+                "open_id": base64.urlsafe_b64encode(hashlib.blake2b(f"seller:{app_key}:{shop['name']}".encode(),
+                                                                    digest_size=30).digest()).decode(),
+                "seller_name": shop["name"], "seller_base_region": shop["region"], "user_type": 0,
+                "granted_scopes": list(s.granted_scopes),
+            }
+            try:
+                data = self.auth.refresh(app_key, rt, self.now(), self.rng, lifetime_s=s.token_lifetime_s,
+                                         refresh_lifetime_s=s.refresh_token_lifetime_s, grace_s=s.refresh_grace_s,
+                                         revoke_old=s.revoke_on_refresh, describe=describe)
+            except RefreshRefused as exc:
+                answer = reply(exc.code)
+            else:
+                self.stats["refreshes"] += 1
+                return reply(0, "success", data=data)
+        self.stats["refresh_failures"] += 1
+        return answer
 
     def expire_tokens(self) -> int:
-        for t in self.tokens.values():
-            t.forced_expired = True
-        return len(self.tokens)
+        return self.auth.expire_all()
 
     # --- the 2026 endpoints ----------------------------------------------------------------------------------
     def _do_check_conflicts(self, call: Call) -> Reply:
