@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from helpers import run_cli
-from trendio_cli.api.credentials import Credentials, sandbox_accepted_credentials
+from trendio_cli.api.credentials import Credentials, credentials_for, sandbox_accepted_credentials
 from trendio_cli.api.signing import sign
 from trendio_cli.sandbox import app, state
 from trendio_cli.sandbox.marketplace import index_of_open_id, legacy_id, open_id, write_creators_file
@@ -730,7 +730,11 @@ def test_the_accepted_credentials_carry_refresh_tokens():
     found = sandbox_accepted_credentials(env)
     assert found[0].refresh_token == "sandbox-refresh-token"
     glow = next(c for c in found if c.app_key == "k")
-    assert glow.refresh_token == "r-glow" and "r-glow" not in repr(glow)
+    assert glow.refresh_token == "r-glow" and "r-glow" not in repr(glow) and "r-glow" in glow.secrets
+    assert credentials_for("glow", env).refresh_token == "r-glow"
+    assert credentials_for("other", {**env, "TRENDIO_REFRESH_TOKEN": "r-all"}, allow_sandbox_defaults=True
+                           ).refresh_token == "r-all"
+    assert credentials_for(None, {}, allow_sandbox_defaults=True).refresh_token == "sandbox-refresh-token"
     with SandboxServer(SandboxSettings(), credentials=found) as server:
         shop = Shop(server.url, app_key="k", secret="s", token="t", cipher="c")
         assert shop.refresh("r-glow")["code"] == 0
