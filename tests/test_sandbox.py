@@ -5,16 +5,22 @@ from __future__ import annotations
 
 import csv
 import json
+import socket
+import subprocess
+import sys
 import time
 from collections import Counter
+from dataclasses import fields
 from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 
-from trendio_cli.api.credentials import Credentials, sandbox_accepted_credentials
+from helpers import run_cli
+from trendio_cli.api.credentials import Credentials, credentials_for, sandbox_accepted_credentials
 from trendio_cli.api.signing import sign
+from trendio_cli.sandbox import app, state
 from trendio_cli.sandbox.marketplace import index_of_open_id, legacy_id, open_id, write_creators_file
 from trendio_cli.sandbox.server import SandboxServer
 from trendio_cli.sandbox.state import INELIGIBLE_CODES, SandboxSettings
@@ -139,8 +145,7 @@ def test_one_token_for_several_shops_lists_them_all_and_each_cipher_works():
         assert {s["cipher"] for s in shop.ok("GET", SHOPS, cipher=False)["shops"]} == {"cipher-us", "cipher-mx"}
         assert shop.create(CREATORS[:1])["code"] == 0
         assert shop.answer("POST", SEARCH, {"collaboration_status": "VALID"}, cipher="cipher-us")["code"] == 0
-        assert server.stats()["quota_used"].keys() >= {k for k in server.stats()["quota_used"]
-                                                       if k.startswith(("cipher-us/", "cipher-mx/"))}
+        assert sorted(k.split("/")[0] for k in server.stats()["quota_used"]) == ["cipher-mx", "cipher-us"]
 
 
 def test_signature_and_timestamp_window(sb, shop):
@@ -177,6 +182,10 @@ def test_app_key_token_and_shop_cipher(sb, shop):
     assert unexpected["code"] == 36009004 and "shop_cipher" in unexpected["message"]
     sb.configure(reject_unexpected_cipher=False)
     assert shop.answer("GET", SHOPS)["code"] == 0
+    sb.configure(auth_http_status=401)  # the same refusals, as HTTP 401s
+    assert shop.answer("POST", SEARCH, {"collaboration_status": "VALID"}, cipher="x")["http_status"] == 401
+    assert shop.answer("GET", SHOPS, cipher=False, secret="bad")["http_status"] == 401
+    assert shop.answer("GET", SHOPS, cipher=False)["http_status"] == 200
 
 
 def test_missing_scope_and_ip_allow_list(sb, shop):
@@ -196,6 +205,8 @@ def test_unknown_paths_methods_and_bodies(sb, shop):
     assert shop.answer("POST", SEARCH, [1, 2])["code"] == 36009022
     assert shop.answer("POST", SEARCH, {"collaboration_status": "VALID"}, content_type="text/plain")["code"] == 36009022
     assert sb.stats()["by_code"]["36009009"] == 1
+    huge = shop.call("POST", SEARCH, raw=b" " * (2 << 20))
+    assert huge.status_code == 413 and huge.json()["code"] == 36009022
 
 
 # --- create ------------------------------------------------------------------------------------------------------
@@ -583,6 +594,10 @@ def test_affiliate_orders_follow_as_the_spec_names_them(sb, shop, campaign):
         actual = float(s["price"]["amount"]) * (s["quantity"] - s["refunded_quantity"])
         assert float(s["actual_commission_base"]["amount"]) == pytest.approx(actual, abs=0.01)
     assert sb.stats()["orders"] >= len(everything)
+    sb.configure(orders_sort="asc")
+    oldest = shop.ok("POST", ORDERS, {}, query={"page_size": "100"})["orders"]
+    assert [o["create_time"] for o in oldest] == sorted(o["create_time"] for o in oldest)
+    assert oldest[0]["create_time"] == min(o["create_time"] for o in everything)
 
 
 def test_orders_search_checks_its_parameters(shop):
@@ -715,7 +730,11 @@ def test_the_accepted_credentials_carry_refresh_tokens():
     found = sandbox_accepted_credentials(env)
     assert found[0].refresh_token == "sandbox-refresh-token"
     glow = next(c for c in found if c.app_key == "k")
-    assert glow.refresh_token == "r-glow" and "r-glow" not in repr(glow)
+    assert glow.refresh_token == "r-glow" and "r-glow" not in repr(glow) and "r-glow" in glow.secrets
+    assert credentials_for("glow", env).refresh_token == "r-glow"
+    assert credentials_for("other", {**env, "TRENDIO_REFRESH_TOKEN": "r-all"}, allow_sandbox_defaults=True
+                           ).refresh_token == "r-all"
+    assert credentials_for(None, {}, allow_sandbox_defaults=True).refresh_token == "sandbox-refresh-token"
     with SandboxServer(SandboxSettings(), credentials=found) as server:
         shop = Shop(server.url, app_key="k", secret="s", token="t", cipher="c")
         assert shop.refresh("r-glow")["code"] == 0
@@ -859,6 +878,13 @@ def test_transient_faults_come_in_every_form():
         assert {(200, 36009003), (500, 36009007), (502, None), (503, None), (200, None), "reset"} <= forms
 
 
+def test_latency_and_jitter_delay_every_answer(sb, shop):
+    sb.configure(latency_ms=150, jitter_ms=50)
+    started = time.monotonic()
+    assert shop.answer("GET", SHOPS, cipher=False)["code"] == 0
+    assert time.monotonic() - started >= 0.1
+
+
 def test_a_lost_create_answer_after_the_work_can_be_found_by_its_name(sb, shop):
     sb.configure(lost_rate=1.0)
     with pytest.raises(httpx.TransportError):
@@ -900,7 +926,13 @@ def test_scripted_answers_come_in_order_after_the_signature_check(sb, shop):
     sb.script("create_collaboration/202405", [{"code": 16024020}])
     assert shop.create(CREATORS[3:4])["code"] == 0
     assert shop.create([legacy_id(4)], legacy=True)["code"] == 16024020
-    assert httpx.post(f"{sb.url}/_sandbox/script", json={"endpoint": "nope", "answers": []}).status_code == 400
+    for bad in ({"endpoint": "nope", "answers": []}, {"endpoint": "get_shops", "answers": [{"cod": 1}]},
+                {"endpoint": "get_shops", "answers": [{"code": "1"}]},
+                {"endpoint": "get_shops", "answers": [{"http_status": 99}]}):
+        assert httpx.post(f"{sb.url}/_sandbox/script", json=bad).status_code == 400
+    assert httpx.get(f"{sb.url}/_sandbox/script").json() == {}
+    codes = sb.stats()["by_endpoint_code"]["create_collaboration"]
+    assert codes["36009033"] == 1 and codes["http429"] == 1 and codes["16024020"] == 1 and codes["lost"] == 1
 
 
 # --- observability and files ------------------------------------------------------------------------------------
@@ -926,6 +958,16 @@ def test_settings_are_checked_and_reset_forgets_everything_else(sb, shop):
     assert shop.create(CREATORS[:1])["code"] == 0
 
 
+def test_every_setting_endpoint_and_admin_route_is_documented():
+    doc = state.__doc__ or ""
+    assert [f.name for f in fields(SandboxSettings) if f.name not in doc] == []
+    assert [e.template for e in state.ENDPOINTS if e.template.split("{")[0] not in doc] == []
+    served = app.create_app(state.SandboxState(SandboxSettings(), [])).routes
+    admin = [r.path.split("{")[0] for r in served if r.path.startswith("/_sandbox")]
+    assert len(admin) >= 8
+    assert all(route in doc for route in admin)
+
+
 def test_write_creators_file_names_creators_by_open_id(tmp_path):
     path = tmp_path / "creators.csv"
     write_creators_file(str(path), 5, start=1000)
@@ -942,3 +984,41 @@ def test_write_creators_file_names_creators_by_open_id(tmp_path):
     assert again.read_text() == path.read_text()
     with SandboxServer(SandboxSettings()) as server:
         assert Shop(server.url).create([r["creator_id"] for r in rows])["code"] == 0
+
+
+# --- the command ----------------------------------------------------------------------------------------------
+def test_trendio_sandbox_serves_with_its_options_and_refuses_bad_ones(tmp_path):
+    for args, words in ((["--set", "nope=1"], "unknown sandbox setting"),
+                        (["--rate-scope", "galaxy"], "rate_scope must be one of"),
+                        (["--set", "conflict_code"], "NAME=JSON"),
+                        (["--fault-rate", "2"], "between 0 and 1")):
+        proc = run_cli("sandbox", *args, timeout=60)
+        assert proc.returncode == 2 and words in proc.stderr, (args, proc.stderr)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = tmp_path / "log.jsonl"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "trendio_cli", "sandbox", "--port", str(port), "--conflict-code", "16024022",
+         "--disable", "check_eligibility", "--set", 'sensitive_words=["spam"]', "--log", str(log)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                settings = httpx.get(f"{url}/_sandbox/settings", timeout=1).json()
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline and server.poll() is None
+                time.sleep(0.1)
+        assert settings["conflict_code"] == 16024022 and settings["sensitive_words"] == ["spam"]
+        assert settings["disabled_endpoints"] == ["check_eligibility"] and settings["rate_scope"] == "api"
+        shop = Shop(url)
+        assert shop.create(CREATORS[:1], message="no spam please")["code"] == 50001703
+        assert shop.create(CREATORS[:1])["code"] == 0
+        assert shop.create(CREATORS[:1])["code"] == 16024022
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    assert [json.loads(x)["code"] for x in log.read_text().splitlines()] == [50001703, 0, 16024022]

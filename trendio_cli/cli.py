@@ -792,39 +792,106 @@ def sandbox_cmd(
     lost_rate: Annotated[
         float, typer.Option(help="Share of creates that succeed but whose answer is cut off (0-1).")
     ] = 0.0,
+    overload_rate: Annotated[float, typer.Option(help="Share of requests answered HTTP 503 (0-1).")] = 0.0,
+    overload_envelope: Annotated[
+        bool, typer.Option(help="503s carry a JSON envelope (else an empty body).")
+    ] = False,
     ineligible_permille: Annotated[int, typer.Option(help="Creators per thousand the platform refuses.")] = 10,
+    ineligible_mode: Annotated[
+        str, typer.Option(help="named: a refusal lists the creators; unnamed: it does not.")
+    ] = "named",
+    conflict_code: Annotated[
+        int, typer.Option(help="Code of an answer listing conflicts (nothing created): 0 or 16024022.")
+    ] = 0,
     rate_limit: Annotated[int, typer.Option(help="Requests per second before HTTP 429.")] = 50,
-    rate_scope: Annotated[str, typer.Option(help="Scope of the rate limit: app or shop.")] = "app",
+    rate_scope: Annotated[
+        str, typer.Option(help="Scope of the rate limit: api (per app, shop and API), shop or app.")
+    ] = "api",
+    retry_after: Annotated[bool, typer.Option(help="Send Retry-After with 429s.")] = True,
+    rate_limit_envelope: Annotated[
+        bool, typer.Option(help="429s carry a JSON envelope (36009002; else an empty body).")
+    ] = True,
     daily_quota: Annotated[int, typer.Option(help="Requests per shop per UTC day.")] = 10_000,
     weekly_outreach: Annotated[int, typer.Option(help="New creators contacted per shop per week.")] = 5_000,
+    token_lifetime_days: Annotated[
+        float, typer.Option(help="Access tokens expire this many simulated days after issue (0: never).")
+    ] = 7.0,
+    token_expires_after: Annotated[
+        int, typer.Option(help="Access tokens expire after this many requests each (0: never).")
+    ] = 0,
+    disable: Annotated[
+        list[str] | None,
+        typer.Option(help="Switch an endpoint off (check_conflicts, outreach_quota, check_eligibility, "
+                          "create_collaboration/202405, ...); repeatable."),
+    ] = None,
+    disabled_answer: Annotated[
+        str, typer.Option(help="What a switched-off endpoint answers: path (36009009) or version (36009014).")
+    ] = "path",
+    products: Annotated[
+        str | None, typer.Option(help="Comma-separated product ids the shop owns (others: 16024008).")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the creator marketplace and of the faults.")] = 7,
+    marketplace_size: Annotated[int, typer.Option(help="Creators marketplace search ranges over.")] = 5_000,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Any other setting, as NAME=JSON (e.g. --set 'sensitive_words=[\"spam\"]'); "
+                                   "repeatable. The settings are listed in trendio_cli/sandbox/state.py."),
+    ] = None,
     log: Annotated[Path | None, typer.Option(help="Append a JSONL line per request to this file.")] = None,
 ) -> None:
-    """Serve a local stand-in for the TikTok Shop affiliate API on 127.0.0.1 that enforces its rules.
+    """Serve a local stand-in for the TikTok Shop affiliate API on 127.0.0.1 that behaves as its reference says.
 
-    It accepts the credentials in TRENDIO_APP_KEY, TRENDIO_APP_SECRET, TRENDIO_ACCESS_TOKEN and
-    TRENDIO_SHOP_CIPHER (and the per-brand TRENDIO_<BRAND>_* forms), and always the documented sandbox
-    defaults (app key `sandbox-app-key`, secret `sandbox-app-secret`, token `sandbox-access-token`,
-    shop cipher `sandbox-shop-cipher`).
+    Endpoints: the 202508 create (and the 202405 one with plain ids), collaboration search (counts only) and
+    detail, 202410 affiliate orders, 202508 marketplace search and creator performance, authorized shops,
+    token refresh (GET /api/v2/token/refresh, on the same port), and the 2026 conflicts check, outreach quota
+    and eligibility check. Creators never decline: over simulated time some add the products to their
+    showcase, post content, and orders follow.
 
-    Point trendio at it with `TRENDIO_BASE_URL=http://127.0.0.1:PORT`. Admin routes (not signed, not
-    counted): GET /_sandbox/stats, GET /_sandbox/pairs, GET|POST /_sandbox/settings,
-    POST /_sandbox/advance {"days": n}, POST /_sandbox/reset.
+    It accepts the credentials in TRENDIO_APP_KEY, TRENDIO_APP_SECRET, TRENDIO_ACCESS_TOKEN,
+    TRENDIO_REFRESH_TOKEN and TRENDIO_SHOP_CIPHER (and the per-brand `TRENDIO_<BRAND>_*` forms), and always the
+    documented sandbox defaults (app key `sandbox-app-key`, secret `sandbox-app-secret`, token
+    `sandbox-access-token`, refresh token `sandbox-refresh-token`, shop cipher `sandbox-shop-cipher`).
+    Creator Open IDs come from `trendio_cli.sandbox.marketplace.write_creators_file`.
+
+    Point trendio at it with `TRENDIO_BASE_URL=http://127.0.0.1:PORT` and `TRENDIO_AUTH_URL` likewise. Admin
+    routes (not signed, not counted): GET /_sandbox/stats, GET /_sandbox/pairs, GET|POST /_sandbox/settings,
+    POST /_sandbox/advance {"days": n, "seconds": s}, POST /_sandbox/reset, GET|POST|DELETE /_sandbox/script
+    {"endpoint": name, "answers": [...]}, POST /_sandbox/expire_tokens, GET /_sandbox/creators/{id}.
     """
+    import json
+
     from trendio_cli.errors import BadInput
     from trendio_cli.sandbox.server import serve_forever
     from trendio_cli.sandbox.state import SandboxSettings
 
-    if rate_scope not in ("app", "shop"):
-        raise BadInput("--rate-scope must be app or shop")
-    for label, value in (("--fault-rate", fault_rate), ("--lost-rate", lost_rate)):
+    for label, value in (("--fault-rate", fault_rate), ("--lost-rate", lost_rate), ("--overload-rate", overload_rate)):
         if not 0 <= value <= 1:
             raise BadInput(f"{label} must be between 0 and 1")
-    settings = SandboxSettings(
-        rate_limit=rate_limit, rate_scope=rate_scope, daily_quota=daily_quota, weekly_outreach=weekly_outreach,
-        latency_ms=latency_ms, jitter_ms=jitter_ms, fault_rate=fault_rate, lost_rate=lost_rate,
-        ineligible_permille=ineligible_permille, seed=seed,
+    settings = SandboxSettings()
+    changes: dict[str, Any] = dict(
+        rate_limit=rate_limit, rate_scope=rate_scope, retry_after=retry_after, rate_limit_envelope=rate_limit_envelope,
+        daily_quota=daily_quota, weekly_outreach=weekly_outreach, latency_ms=latency_ms, jitter_ms=jitter_ms,
+        fault_rate=fault_rate, lost_rate=lost_rate, overload_rate=overload_rate, overload_envelope=overload_envelope,
+        ineligible_permille=ineligible_permille, ineligible_mode=ineligible_mode, conflict_code=conflict_code,
+        token_lifetime_s=token_lifetime_days * 86_400, token_expires_after=token_expires_after,
+        disabled_endpoints=list(disable or []), disabled_answer=disabled_answer, seed=seed,
+        marketplace_size=marketplace_size,
+        products=[p.strip() for p in products.split(",") if p.strip()] if products else [],
     )
+    for item in set_ or []:
+        name, sep, raw = item.partition("=")
+        if not sep:
+            raise BadInput(f"--set {item!r}: write NAME=JSON")
+        try:
+            changes[name.strip()] = json.loads(raw)
+        except ValueError:
+            changes[name.strip()] = raw  # a bare word is a string
+    try:
+        settings.update(changes)
+    except KeyError as exc:
+        raise BadInput(f"unknown sandbox setting {exc}") from None
+    except ValueError as exc:
+        raise BadInput(f"bad sandbox setting: {exc}") from None
     stderr.print(f"trendio sandbox on http://127.0.0.1:{port}  (Ctrl-C to stop)")
     serve_forever(settings, port=port, log_path=str(log) if log else None)
 

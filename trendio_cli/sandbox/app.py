@@ -73,9 +73,13 @@ def create_app(state: SandboxState) -> Any:
 
     async def api(request: Request) -> Response:
         arrived = request.scope.get("trendio.arrived", time.time())
-        body = await request.body()
-        if len(body) > MAX_BODY:
-            return to_response(Reply(413, 36009022, "The request body is too large."))
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_BODY:
+                return to_response(Reply(413, 36009022, "The request body is too large."))
+            chunks.append(chunk)
+        body = b"".join(chunks)
         headers = {k.lower(): v for k, v in request.headers.items()}
         _, answer = state.handle(request.method, request.url.path, dict(request.query_params), headers, body,
                                  request.client.host if request.client else "", arrived)
@@ -163,4 +167,5 @@ def create_app(state: SandboxState) -> Any:
             scope["trendio.arrived"] = time.time()
         await inner(scope, receive, send)
 
-    return stamped  # type: ignore[return-value]
+    stamped.routes = inner.routes  # type: ignore[attr-defined]
+    return stamped

@@ -90,7 +90,7 @@ def legacy_id(index: int) -> str:
 
 
 def index_of_legacy_id(value: str) -> int | None:
-    if not isinstance(value, str) or not value.isdigit() or len(value) > 19:
+    if not isinstance(value, str) or not (value.isascii() and value.isdigit()) or len(value) > 19:
         return None
     index = int(value) - LEGACY_ID_BASE
     return index if 0 <= index < LEGACY_ID_SPAN else None
@@ -165,7 +165,8 @@ class Creator:
     def expected_gmv(self, days: float = 28.0, price: float = REFERENCE_PRICE,
                      commission_rate: int = REFERENCE_COMMISSION) -> float:
         """Expected GMV (USD) from one invitation over `days`, by the same model the sandbox draws orders from
-        (cancellations and refunds left out): the oracle a matching benchmark ranks by."""
+        (cancellations, refunds and second order lines left out): the oracle a matching benchmark ranks by.
+        The sandbox prices a product by its id: pass `SandboxState.product_price(product_id)`."""
         if days <= 0:
             return 0.0
         (a_s, m_s), (a_c, m_c) = self.delay_model()

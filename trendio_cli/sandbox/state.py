@@ -35,8 +35,24 @@ the week turns Sundays 12:00 UTC-8; connected creators are free) cannot cover th
 Over simulated time (`/_sandbox/advance`) creators never decline: some add products to their showcase, some of
 those post content, and affiliate orders follow, some cancelled or refunded later (`activity.py`).
 
-Settings: the fields of `SandboxSettings` below, each with its meaning; change them at start
-(`trendio sandbox --help`, `--set KEY=JSON`) or live (POST /_sandbox/settings).
+Settings (`SandboxSettings`, each explained where it is defined), set at start (`trendio sandbox --help`,
+`--set NAME=JSON`) or live (POST /_sandbox/settings):
+  rate      rate_limit, rate_window_s, rate_scope (api|shop|app), retry_after, rate_limit_envelope,
+            overload_rate, overload_envelope
+  quota     daily_quota, daily_quota_http_status, quota_timezone
+  outreach  weekly_outreach, weekly_outreach_by_shop, outreach_bands, outreach_unlimited, gmv_tier,
+            max_follower_count
+  tokens    token_lifetime_s, token_expires_after, refresh_token_lifetime_s, refresh_grace_s, revoke_on_refresh,
+            auth_http_status, granted_scopes, ip_allowlist, reject_unexpected_cipher
+  paths     disabled_endpoints, disabled_answer (path|version), path_error_http_status
+  create    min_commission, max_commission, max_name_length, products, unavailable_products, sensitive_words,
+            ineligible_permille, ineligible_codes, ineligible_creators, ineligible_mode (named|unnamed),
+            ineligible_named_shape, ineligible_name_scope, unknown_creators, conflict_code (0|16024022),
+            conflict_id, legacy_conflict_ids
+  faults    latency_ms, jitter_ms, fault_rate, fault_forms, lost_rate, clock_skew_s, timestamp_past_s,
+            timestamp_future_s
+  answers   seed, marketplace_size, open_id_namespace, orders_sort, outreach_quota_nested, region, currency,
+            shop_info
 
 Admin routes (neither signed nor counted)
   GET  /_sandbox/stats                   counters (see `snapshot`), the settings, the simulated clock
@@ -86,6 +102,7 @@ from trendio_cli.sandbox.marketplace import (
     search_view,
     unit,
 )
+from trendio_cli.sandbox.tokens import AccessToken, Authorizations, RefreshRefused
 
 OUTREACH_TZ = ZoneInfo("Etc/GMT+8")  # "12:00 GMT-8" on Sundays
 # The forms a transient fault takes: coded errors, proxy pages, an empty body, a JSON body cut short with
@@ -135,6 +152,12 @@ MESSAGES = {
     106013: "Missing identifier. The shop_cipher query parameter is required to identify the target shop.",
 }
 
+# The fields a scripted answer may have (POST /_sandbox/script), with their types.
+SCRIPT_FIELDS: dict[str, Any] = {
+    "code": int, "http_status": int, "message": str, "data": dict, "headers": dict, "body": str,
+    "envelope": bool, "lost": bool, "apply": bool, "delay_ms": (int, float),
+}
+
 CHOICES: dict[str, tuple[Any, ...]] = {
     "rate_scope": ("api", "shop", "app"),
     "ineligible_mode": ("named", "unnamed"),
@@ -178,6 +201,7 @@ class SandboxSettings:
     refresh_token_lifetime_s: float = 365 * 86_400
     refresh_grace_s: float = 0.0  # a used refresh token, within this many seconds, gets the same new pair again
     revoke_on_refresh: bool = False  # a refresh also ends the old access token at once
+    auth_http_status: int = 200  # HTTP status of credential refusals (36009004, 106001, 101000, 105002, ...)
     granted_scopes: list[str] = field(default_factory=lambda: list(SCOPES.values()))  # 105005 without
     ip_allowlist: list[str] = field(default_factory=list)  # client addresses allowed (36009033); empty: any
     reject_unexpected_cipher: bool = True  # shop_cipher on GET /authorization/202309/shops answers 36009004
@@ -355,35 +379,6 @@ ENDPOINTS = (
 _PATTERNS = [(e, e.pattern) for e in ENDPOINTS]
 
 
-# --- tokens -------------------------------------------------------------------------------------------------
-@dataclass
-class Grant:
-    """One shop authorization: the app, the shops it reaches, its current refresh token."""
-
-    app_key: str
-    ciphers: tuple[str, ...]
-    refresh_token: str
-    refresh_issued_at: float
-    access_token: str = ""
-
-
-@dataclass
-class AccessToken:
-    value: str
-    grant: Grant
-    issued_at: float
-    uses: int = 0
-    revoked: bool = False
-    forced_expired: bool = False
-
-
-@dataclass
-class UsedRefresh:
-    grant: Grant
-    used_at: float
-    answer: dict[str, Any]
-
-
 # --- collaborations -------------------------------------------------------------------------------------------
 @dataclass
 class Collaboration:
@@ -451,6 +446,7 @@ class SandboxState:
     def __init__(self, settings: SandboxSettings, credentials: list[Credentials], log_path: str | None = None):
         self.settings = settings
         self.credentials = list(credentials)
+        self.known_ciphers = {c.shop_cipher for c in self.credentials}
         self.apps: dict[str, str] = {}  # app_key -> app_secret
         for c in self.credentials:
             self.apps.setdefault(c.app_key, c.app_secret)
@@ -490,24 +486,8 @@ class SandboxState:
         self.by_endpoint: Counter[str] = Counter()
         self.by_endpoint_version: Counter[str] = Counter()
         self.by_code: Counter[str] = Counter()
-        self._reset_tokens()
-
-    def _reset_tokens(self) -> None:
-        now = self.now()
-        self.tokens: dict[str, AccessToken] = {}
-        self.grants: dict[str, Grant] = {}  # current refresh token -> grant
-        self.used_refresh: dict[str, UsedRefresh] = {}
-        ciphers: dict[tuple[str, str], list[str]] = defaultdict(list)
-        for c in self.credentials:
-            if c.shop_cipher not in ciphers[(c.app_key, c.access_token)]:
-                ciphers[(c.app_key, c.access_token)].append(c.shop_cipher)
-        for c in self.credentials:
-            if c.access_token in self.tokens:
-                continue
-            grant = Grant(c.app_key, tuple(ciphers[(c.app_key, c.access_token)]), c.refresh_token, now, c.access_token)
-            self.tokens[c.access_token] = AccessToken(c.access_token, grant, now)
-            if c.refresh_token:
-                self.grants.setdefault(c.refresh_token, grant)
+        self.by_endpoint_code: dict[str, Counter[str]] = defaultdict(Counter)
+        self.auth = Authorizations.issue(self.credentials, self.now())
 
     def close(self) -> None:
         if self._log:
@@ -594,12 +574,12 @@ class SandboxState:
         s, ep, query = self.settings, call.endpoint, call.query
         app_key = query.get("app_key", "")
         token_value = headers.get("x-tts-access-token", "")
-        token = self.tokens.get(token_value)
+        token = self.auth.tokens.get(token_value)
         cipher = query.get("shop_cipher")
         # Which shop's day the call counts against: the cipher it names if it is a shop's, else its token's.
         if cipher is not None and token is not None and cipher in token.grant.ciphers:
             call.shop = cipher
-        elif cipher is not None and any(cipher in t.grant.ciphers for t in self.tokens.values()):
+        elif cipher is not None and cipher in self.known_ciphers:
             call.shop = cipher
         elif token is not None and ep.shop_scoped:
             call.shop = token.grant.ciphers[0]
@@ -618,6 +598,16 @@ class SandboxState:
             if s.overload_envelope:
                 return reply(36009003, "Service unavailable: the platform is overloaded.", status=503)
             return Reply(503, 0, raw=b"")
+        refusal = self._authenticate(call, headers, body, client, real, token)
+        if refusal is not None:
+            refusal.status = s.auth_http_status
+        return refusal
+
+    def _authenticate(self, call: Call, headers: dict[str, str], body: bytes, client: str, real: float,
+                      token: AccessToken | None) -> Reply | None:
+        """The credential checks, in the platform's order; None when the call may proceed."""
+        s, ep, query = self.settings, call.endpoint, call.query
+        app_key, cipher = query.get("app_key", ""), query.get("shop_cipher")
         secret = self.apps.get(app_key)
         if secret is None:
             return reply(36009004, "Invalid app_key query parameter.")
@@ -647,7 +637,7 @@ class SandboxState:
         elif cipher is not None and s.reject_unexpected_cipher:
             return reply(36009004, "Unexpected identifier: the shop_cipher query parameter is not required.")
         token.uses += 1
-        if self._expired(token):
+        if self.auth.expired(token, self.now(), s.token_lifetime_s, s.token_expires_after):
             self.stats["token_expired"] += 1
             return reply(105002)
         if ep.scope and ep.scope not in s.granted_scopes:
@@ -677,14 +667,6 @@ class SandboxState:
         window.append(real)
         self.max_admitted[scope].add(real)
         return None
-
-    def _expired(self, token: AccessToken) -> bool:
-        s = self.settings
-        if token.revoked or token.forced_expired:
-            return True
-        if s.token_expires_after and token.uses > s.token_expires_after:
-            return True
-        return bool(s.token_lifetime_s) and self.now() >= token.issued_at + s.token_lifetime_s
 
     def _scripted(self, ep: Endpoint, call: Call, real: Callable[[], Reply]) -> Reply:
         queue = self.scripts.get(ep.key) or self.scripts.get(ep.name)
@@ -818,7 +800,7 @@ class SandboxState:
         if "message" in body and not isinstance(body["message"], str):
             return "message must be a string"
         end = body.get("end_time")
-        if not isinstance(end, str) or not end.isdigit():
+        if not isinstance(end, str) or not (end.isascii() and end.isdigit()) or len(end) > 10:
             return "end_time must be a string of Unix seconds"
         if int(end) <= self.now():
             return "end_time must be in the future"
@@ -1312,62 +1294,39 @@ class SandboxState:
         assert call.token is not None
         return reply(0, data={"shops": [self.shop_view(c) for c in call.token.grant.ciphers]})
 
-    def _new_token(self) -> str:
-        return "TTP_" + base64.urlsafe_b64encode(self.rng.randbytes(30)).decode().rstrip("=")
-
     def _do_refresh_token(self, call: Call) -> Reply:
-        s, q, now = self.settings, call.query, self.now()
+        s, q = self.settings, call.query
         app_key, secret = q.get("app_key", ""), q.get("app_secret", "")
         rt, grant_type = q.get("refresh_token", ""), q.get("grant_type", "")
         if not app_key or not secret or not rt or not grant_type:
-            self.stats["refresh_failures"] += 1
-            return invalid("app_key, app_secret, refresh_token and grant_type are required")
-        if grant_type != "refresh_token":
-            self.stats["refresh_failures"] += 1
-            return invalid("grant_type must be refresh_token")
-        if self.apps.get(app_key) != secret:
-            self.stats["refresh_failures"] += 1
-            return reply(36009004, "Invalid app_key or app_secret.")
-        used = self.used_refresh.get(rt)
-        if used is not None and used.grant.app_key == app_key and s.refresh_grace_s \
-                and now - used.used_at <= s.refresh_grace_s:
-            self.stats["refreshes"] += 1
-            return reply(0, "success", data=dict(used.answer))
-        grant = self.grants.get(rt)
-        if grant is None or grant.app_key != app_key:
-            self.stats["refresh_failures"] += 1
-            return reply(36004005)
-        if now >= grant.refresh_issued_at + s.refresh_token_lifetime_s:
-            self.stats["refresh_failures"] += 1
-            return reply(36004001)
-        old = self.tokens.get(grant.access_token)
-        if old is not None and s.revoke_on_refresh:
-            old.revoked = True
-        access, refresh = self._new_token(), self._new_token()
-        del self.grants[rt]
-        grant.refresh_token, grant.refresh_issued_at, grant.access_token = refresh, now, access
-        self.grants[refresh] = grant
-        self.tokens[access] = AccessToken(access, grant, now)
-        answer = {
-            "access_token": access,
-            "access_token_expire_in": int(now + (s.token_lifetime_s or 10 * 365 * 86_400)),
-            "refresh_token": refresh,
-            "refresh_token_expire_in": int(now + s.refresh_token_lifetime_s),
-            "open_id": base64.urlsafe_b64encode(hashlib.blake2b(grant.ciphers[0].encode(), digest_size=30)
-                                                .digest()).decode().rstrip("="),
-            "seller_name": self.shop_view(grant.ciphers[0])["name"],
-            "seller_base_region": self.shop_view(grant.ciphers[0])["region"],
-            "user_type": 0,
-            "granted_scopes": list(s.granted_scopes),
-        }
-        self.used_refresh[rt] = UsedRefresh(grant, now, answer)
-        self.stats["refreshes"] += 1
-        return reply(0, "success", data=dict(answer))
+            answer = invalid("app_key, app_secret, refresh_token and grant_type are required")
+        elif grant_type != "refresh_token":
+            answer = invalid("grant_type must be refresh_token")
+        elif self.apps.get(app_key) != secret:
+            answer = reply(36009004, "Invalid app_key or app_secret.")
+        else:
+            grant = self.auth.grants.get(rt)
+            shop = self.shop_view(grant.ciphers[0]) if grant else {"name": "", "region": s.region}
+            describe = {
+                "open_id": base64.urlsafe_b64encode(hashlib.blake2b(f"seller:{app_key}:{shop['name']}".encode(),
+                                                                    digest_size=30).digest()).decode(),
+                "seller_name": shop["name"], "seller_base_region": shop["region"], "user_type": 0,
+                "granted_scopes": list(s.granted_scopes),
+            }
+            try:
+                data = self.auth.refresh(app_key, rt, self.now(), self.rng, lifetime_s=s.token_lifetime_s,
+                                         refresh_lifetime_s=s.refresh_token_lifetime_s, grace_s=s.refresh_grace_s,
+                                         revoke_old=s.revoke_on_refresh, describe=describe)
+            except RefreshRefused as exc:
+                answer = reply(exc.code)
+            else:
+                self.stats["refreshes"] += 1
+                return reply(0, "success", data=data)
+        self.stats["refresh_failures"] += 1
+        return answer
 
     def expire_tokens(self) -> int:
-        for t in self.tokens.values():
-            t.forced_expired = True
-        return len(self.tokens)
+        return self.auth.expire_all()
 
     # --- the 2026 endpoints ----------------------------------------------------------------------------------
     def _do_check_conflicts(self, call: Call) -> Reply:
@@ -1477,6 +1436,16 @@ class SandboxState:
             raise KeyError(endpoint)
         if not isinstance(answers, list) or any(not isinstance(a, dict) for a in answers):
             raise ValueError("answers must be a list of objects")
+        for a in answers:
+            unknown = set(a) - set(SCRIPT_FIELDS)
+            if unknown:
+                raise ValueError(f"unknown answer fields: {', '.join(sorted(unknown))}")
+            for name, value in a.items():
+                kind = SCRIPT_FIELDS[name]
+                if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+                    raise ValueError(f"{name} must be a {kind if isinstance(kind, type) else 'number'}")
+            if not 100 <= a.get("http_status", 200) <= 599 or not 0 <= a.get("delay_ms", 0) <= 120_000:
+                raise ValueError("http_status must be 100..599 and delay_ms 0..120000")
         self.scripts[endpoint].extend(answers)
         return len(self.scripts[endpoint])
 
@@ -1502,6 +1471,7 @@ class SandboxState:
         else:
             key = str(answer.code)
         self.by_code[key] += 1
+        self.by_endpoint_code[endpoint][key] += 1
         if answer.status == 429:
             self.stats["http_429"] += 1
         elif answer.status == 503:
@@ -1552,6 +1522,7 @@ class SandboxState:
             "by_endpoint": dict(self.by_endpoint),
             "by_endpoint_version": dict(self.by_endpoint_version),
             "by_code": dict(self.by_code),
+            "by_endpoint_code": {name: dict(codes) for name, codes in self.by_endpoint_code.items()},
             "clock_offset_s": self.clock_offset,
             "now": self.now_utc().isoformat(),
             "settings": asdict(self.settings),
