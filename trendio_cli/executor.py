@@ -210,7 +210,7 @@ class Executor:
                         attempt: int = 1, claim: Sequence[Pair] = ()) -> ApiAnswer | None:
         """Join a send group (pacing.py): the group's quota and write-ahead claims (`claim`'s pairs go pending)
         are written in one ledger transaction before it leaves; then send at the group's slot and record the
-        answer. None when the run must not send any more (nothing was claimed then).
+        answer. None when the run must not send any more (then nothing left; `claim`'s pairs may be pending).
 
         Purposes: "invite" may not touch the reserve; "sync" may spend only the reserve; "reconcile" may
         spend anything left in the day (it protects against duplicates)."""
@@ -241,6 +241,12 @@ class Executor:
             self.halt(Stop("daily_quota", f"daily request quota reached ({exc.used} of {exc.limit} requests "
                            f"{what} on {day.day})".replace("  ", " "), EXIT_QUOTA,
                            hint=f"the quota day resets at {day.resets_at.isoformat()}"))
+            return None
+        if self.stop is not None and self.stop.reason != "max_requests" and purpose in ("invite", "sync"):
+            # stopped while this one waited for its slot (a stopping answer, a signal): it does not leave (the
+            # --max-requests cap only refuses new seats, and this one has its seat). Its reservation stays
+            # counted; its pairs go back to the plan (the caller releases them)
+            self.client.release(connection)
             return None
         self.counts.requests += 1
         if prepared.mutating:
@@ -521,7 +527,6 @@ class Executor:
             if answer is None:
                 self._release(request)
                 return
-            request.claimed = True
             outcome = answer.outcome
             listed = self._listed_conflicts(answer, set(pairs))
             if outcome is Outcome.OK and not answer.conflicts():
@@ -663,13 +668,13 @@ class Executor:
         work.splits_left -= len(halves)
         self.counts.split_requests += len(halves)
         for cs, ps in halves:
-            queue.appendleft(_Request(work.next_key(), cs, ps, request.tier, claimed=True))
+            queue.appendleft(_Request(work.next_key(), cs, ps, request.tier))
 
     def _follow_up(self, work: _BatchWork, queue: deque[_Request], rest: Sequence[Pair], tier: str) -> int:
         """Queue the requests that send `rest` (already claimed) again, each with its own name; how many."""
         shapes = rectangles(list(rest))
         for creators, products in shapes:
-            queue.append(_Request(work.next_key(), creators, products, tier, claimed=True))
+            queue.append(_Request(work.next_key(), creators, products, tier))
         return len(shapes)
 
     def _mark_created(self, created: dict[Pair, str], note: str) -> None:
@@ -696,9 +701,9 @@ class Executor:
                        EXIT_BAD_INPUT, hint=answer.hint))
 
     def _release(self, request: _Request) -> None:
-        """The platform did not act on these pairs: they go back to the plan, for this run or a later one."""
-        if request.claimed:
-            self.ledger.unclaim(self.brand, request.pairs)
+        """The platform did not act on these pairs: they go back to the plan, for this run or a later one
+        (pending ones, that is: a request reserved but never sent claimed them too)."""
+        self.ledger.unclaim(self.brand, request.pairs)
         self.counts.unsent += len(request.pairs)
 
     def _open_id(self, creator: str) -> str:
@@ -755,7 +760,6 @@ class _Request:
     creators: list[str]
     products: list[str]
     tier: str = ""
-    claimed: bool = False  # its pairs are pending (a request that left claimed them)
 
     @property
     def pairs(self) -> list[Pair]:

@@ -88,7 +88,7 @@ class LedgerState:
             model=OutcomeModel.fit(Answer(*row) for row in ledger.answers(
                 brand, iso((now - timedelta(days=campaign.lifecycle.answer_within_days)).timestamp()))),
             plain_ids=ledger.plain_ids(brand),
-            platform_outreach=ledger.outreach_quota(brand),
+            platform_outreach=_with_since(ledger, brand, ledger.outreach_quota(brand)),
         )
 
 
@@ -463,6 +463,15 @@ def make_plan(
     )
 
 
+def _with_since(ledger: Ledger, brand: str, snapshot: tuple[str, dict[str, Any]] | None
+                ) -> tuple[str, dict[str, Any]] | None:
+    """The platform's outreach figures as last read, with the creators first contacted since that read."""
+    if snapshot is None:
+        return None
+    read_at, data = snapshot
+    return read_at, {**data, "_since_read": ledger.outreach_used(brand, read_at)}
+
+
 def _tiers(batches: Sequence[Batch]) -> dict[str, dict[str, int]]:
     tiers: dict[str, dict[str, int]] = {}
     for b in batches:
@@ -526,8 +535,9 @@ def platform_outreach(snapshot: tuple[str, dict[str, Any]] | None, now: datetime
             left = max(0, bonus - bonus_used) + max(0, period - period_used)
             bands.append({"creator_levels": levels, "bonus": bonus, "bonus_used": bonus_used, "period": period,
                           "period_used": period_used, "left": left})
-    return {"read_at": read_at, "unlimited": unlimited, "total": total, "used": used,
-            "left": None if unlimited or total is None or used is None else max(0, total - used),
+    since = number(data.get("_since_read")) or 0  # ours since the read, which the figures do not include yet
+    return {"read_at": read_at, "unlimited": unlimited, "total": total, "used": used, "used_since_read": since,
+            "left": None if unlimited or total is None or used is None else max(0, total - used - since),
             "max_followers": number(data.get("reached_max_follower_cnt")), "bands": bands}
 
 
