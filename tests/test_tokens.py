@@ -34,7 +34,7 @@ def refreshing_host(calls, *, code=0, expire=1_900_000_000):
 
 def test_a_refreshed_pair_is_stored_0600_and_wins_over_the_environment_token_it_came_from(tmp_path):
     store = tokens.TokenStore(tmp_path / "home")
-    creds = credentials_for(None, ENV, use_store=False)
+    creds = credentials_for(None, ENV)
     calls: list = []
     new = asyncio.run(tokens.refresh(creds, creds.access_token, auth_url="https://auth.example", store=store,
                                      transport=refreshing_host(calls)))
@@ -44,20 +44,22 @@ def test_a_refreshed_pair_is_stored_0600_and_wins_over_the_environment_token_it_
     text = store.path.read_text()
     assert "env-access-1" not in text and "secret-9f8e7d" not in text  # the env token is kept as a digest only
     # a later process with the same environment uses the refreshed pair
-    assert store.effective(credentials_for(None, ENV, use_store=False)).access_token == "access-2"
+    assert store.effective(credentials_for(None, ENV), "https://auth.example").access_token == "access-2"
     # a new token put in the environment is obeyed: the stored pair descends from the old one
     fresh_env = {**ENV, "TRENDIO_ACCESS_TOKEN": "env-access-NEW"}
-    assert store.effective(credentials_for(None, fresh_env, use_store=False)).access_token == "env-access-NEW"
+    assert store.effective(credentials_for(None, fresh_env), "https://auth.example").access_token == "env-access-NEW"
     # a second refresh continues the chain with the rotated refresh token, not the environment's used one
     again = asyncio.run(tokens.refresh(new, new.access_token, auth_url="https://auth.example", store=store,
                                        transport=refreshing_host(calls)))
     assert calls[1]["refresh_token"] == "refresh-2" and again.access_token == "access-3"
-    assert store.effective(credentials_for(None, ENV, use_store=False)).refresh_token == "refresh-3"
+    assert store.effective(credentials_for(None, ENV), "https://auth.example").refresh_token == "refresh-3"
+    # a token is the platform's that issued it: another auth host (another sandbox) does not see it
+    assert store.effective(credentials_for(None, ENV), "http://127.0.0.1:9").access_token == "env-access-1"
 
 
 def test_a_process_that_meets_an_already_refreshed_token_uses_it_without_a_second_refresh(tmp_path):
     store = tokens.TokenStore(tmp_path / "home")
-    creds = credentials_for(None, ENV, use_store=False)
+    creds = credentials_for(None, ENV)
     calls: list = []
     asyncio.run(tokens.refresh(creds, creds.access_token, auth_url="https://a.example", store=store,
                                transport=refreshing_host(calls)))
@@ -69,7 +71,7 @@ def test_a_process_that_meets_an_already_refreshed_token_uses_it_without_a_secon
 
 def test_a_refused_refresh_names_no_secret_and_keeps_the_store(tmp_path):
     store = tokens.TokenStore(tmp_path / "home")
-    creds = credentials_for(None, ENV, use_store=False)
+    creds = credentials_for(None, ENV)
     with pytest.raises(tokens.RefreshFailed) as info:
         asyncio.run(tokens.refresh(creds, creds.access_token, auth_url="https://a.example", store=store,
                                    transport=refreshing_host([], code=105003)))
@@ -90,7 +92,7 @@ def test_a_refused_refresh_names_no_secret_and_keeps_the_store(tmp_path):
 
 def test_without_a_refresh_token_the_refresh_says_what_to_set(tmp_path):
     env = {k: v for k, v in ENV.items() if k != "TRENDIO_REFRESH_TOKEN"}
-    creds = credentials_for(None, env, use_store=False)
+    creds = credentials_for(None, env)
     with pytest.raises(tokens.RefreshFailed, match="no refresh token") as info:
         asyncio.run(tokens.refresh(creds, creds.access_token, auth_url="https://a.example",
                                    store=tokens.TokenStore(tmp_path / "h")))
@@ -102,7 +104,7 @@ def test_a_damaged_store_is_a_clear_error(tmp_path):
     store.home.mkdir(parents=True)
     store.path.write_text("{not json")
     with pytest.raises(Exception, match="damaged"):
-        store.effective(credentials_for(None, ENV, use_store=False))
+        store.effective(credentials_for(None, ENV), "https://auth.example")
 
 
 def test_trendio_home_moves_the_store(tmp_path, monkeypatch):

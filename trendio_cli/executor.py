@@ -171,6 +171,9 @@ class Executor:
                 return await self.call(prepared, purpose=purpose, batch_key=batch_key, attempt=attempt + 1,
                                        claim=claim)
             return answer
+        if outcome is Outcome.AUTH and answer.code in (36009004, 101000) and self._use_environment_tokens():
+            # a refreshed pair from the token store that the platform no longer takes: once, the environment's
+            return await self.call(prepared, purpose=purpose, batch_key=batch_key, attempt=attempt + 1, claim=claim)
         if endpoint.probe and (outcome in (Outcome.OK, Outcome.UNSUPPORTED) or _lacks_scope(answer)):
             self.capabilities[endpoint.name] = outcome is Outcome.OK
         elif outcome is Outcome.UNSUPPORTED:
@@ -186,6 +189,13 @@ class Executor:
         elif outcome is not Outcome.TRANSIENT and outcome is not Outcome.RATE_LIMITED:
             self._unknown_streak = 0
         return answer
+
+    def _use_environment_tokens(self) -> bool:
+        if self.client.forget_stored_tokens():
+            if self.stop is not None and self.stop.reason == "auth":
+                self.stop = None  # the refusal was the stored pair's, not the environment's
+            return True
+        return False
 
     async def _refresh_token(self, generation: int) -> bool:
         """Refresh the access token after a 105002, once per run (and once for all workers: those that met

@@ -150,11 +150,14 @@ class ApiClient:
         token_store: TokenStore | None = None,
     ) -> None:
         self.base_url = check_base_url(base_url)
-        self.credentials = credentials
         self.create_endpoint = create_endpoint
         self.auth_url = auth_url or auth_url_for(self.base_url)
-        self.token_store = token_store
-        self.token_generation = 0  # grows at every refresh: who met the old token knows it has changed
+        self.token_store = token_store or TokenStore()
+        self.env_credentials = credentials
+        # a pair refreshed earlier from the environment's token wins over it (tokens.py)
+        self.credentials = self.token_store.effective(credentials, self.auth_url) if credentials.shop_cipher \
+            else credentials
+        self.token_generation = 0  # grows at every token change: who met the old token knows it has changed
         self.clock = clock
         self._timeouts = timeouts
         self._max_connections = max_connections
@@ -214,6 +217,15 @@ class ApiClient:
         self.credentials = await tokens.refresh(self.credentials, failed, auth_url=self.auth_url, brand=brand,
                                                 store=self.token_store, transport=self._transport)
         self.token_generation += 1
+
+    def forget_stored_tokens(self) -> bool:
+        """The stored pair was refused: back to the environment's own tokens (True if there was one to drop)."""
+        if not self.credentials.stored:
+            return False
+        self.token_store.forget(self.env_credentials, self.auth_url)
+        self.credentials = self.env_credentials
+        self.token_generation += 1
+        return True
 
     # --- building ----------------------------------------------------------------------------
     def prepare(

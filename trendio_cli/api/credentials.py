@@ -38,6 +38,7 @@ class Credentials:
     source: str = "environment"
     refresh_token: str = field(default="", repr=False)
     env_access_token: str = field(default="", repr=False)  # the environment's token (the token store's key)
+    stored: bool = False  # the tokens are a refreshed pair from the token store, not the environment's
 
     def __repr__(self) -> str:  # secrets never reach a traceback or a log line
         return f"Credentials(app_key={self.app_key!r}, shop_cipher={self.shop_cipher!r}, source={self.source!r})"
@@ -55,10 +56,9 @@ def credentials_for(
     *,
     allow_sandbox_defaults: bool = False,
     need_shop: bool = True,
-    use_store: bool = True,
 ) -> Credentials:
-    """Brand-specific variables win over the generic ones, field by field; then a token refreshed from the
-    environment's token (the token store, `trendio_cli.api.tokens`) wins over it.
+    """Brand-specific variables win over the generic ones, field by field. (A token refreshed from the
+    environment's token, kept in the token store, then wins over it: `ApiClient` applies it.)
 
     With `allow_sandbox_defaults` (a loopback base URL), unset fields take the sandbox's documented defaults.
     `need_shop=False`: the shop cipher may be missing (the authorized-shops list is how one finds it).
@@ -86,7 +86,7 @@ def credentials_for(
             f"missing credentials: set {names}{brand_hint}",
             hint="credentials come from the environment only, never from campaign files",
         )
-    creds = Credentials(
+    return Credentials(
         app_key=values["APP_KEY"],
         app_secret=values["APP_SECRET"],
         access_token=values["ACCESS_TOKEN"],
@@ -95,11 +95,6 @@ def credentials_for(
         refresh_token=values.get("REFRESH_TOKEN", ""),
         env_access_token=values["ACCESS_TOKEN"],
     )
-    if use_store and creds.shop_cipher:
-        from trendio_cli.api.tokens import TokenStore
-
-        creds = TokenStore().effective(creds)
-    return creds
 
 
 def sandbox_accepted_credentials(environ: Mapping[str, str] | None = None) -> list[Credentials]:
@@ -108,7 +103,7 @@ def sandbox_accepted_credentials(environ: Mapping[str, str] | None = None) -> li
     The sandbox defaults are always accepted too, so `trendio demo` and tests need no setup.
     """
     env = os.environ if environ is None else environ
-    found: list[Credentials] = [credentials_for(None, {}, allow_sandbox_defaults=True, use_store=False)]
+    found: list[Credentials] = [credentials_for(None, {}, allow_sandbox_defaults=True)]
     prefixes = {""}
     for key in env:
         m = re.fullmatch(r"TRENDIO_([A-Z0-9_]+?)_APP_KEY", key)

@@ -61,8 +61,9 @@ def fingerprint(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()[:32]
 
 
-def shop_key(app_key: str, shop_cipher: str) -> str:
-    return hashlib.sha256(f"{app_key}\0{shop_cipher}".encode()).hexdigest()[:24]
+def shop_key(app_key: str, shop_cipher: str, auth_url: str) -> str:
+    """A token belongs to an app, a shop and the platform that issued it (a sandbox's are no good elsewhere)."""
+    return hashlib.sha256(f"{app_key}\0{shop_cipher}\0{auth_url}".encode()).hexdigest()[:24]
 
 
 @dataclass(frozen=True)
@@ -115,20 +116,32 @@ class TokenStore:
         except TypeError:
             return None
 
-    def effective(self, creds: Credentials) -> Credentials:
+    def effective(self, creds: Credentials, auth_url: str) -> Credentials:
         """The credentials with the newest tokens: a stored pair refreshed from the environment's token wins."""
-        stored = self.get(shop_key(creds.app_key, creds.shop_cipher))
+        stored = self.get(shop_key(creds.app_key, creds.shop_cipher, auth_url))
         if stored is None or stored.env_fingerprint != fingerprint(creds.env_access_token or creds.access_token):
             return creds
         return dataclasses.replace(creds, access_token=stored.access_token, refresh_token=stored.refresh_token,
-                                   source=f"{creds.source}, refreshed token from {self.path}")
+                                   source=f"{creds.source}, refreshed token from {self.path}", stored=True)
+
+    def forget(self, creds: Credentials, auth_url: str) -> None:
+        """Drop a stored pair the platform no longer takes (a sandbox restarted, a shop re-authorized)."""
+        key = shop_key(creds.app_key, creds.shop_cipher, auth_url)
+        with self.lock():
+            if self.get(key) is not None:
+                shops = self._read()
+                shops.pop(key, None)
+                self._write(shops)
 
     # --- writing -----------------------------------------------------------------------------
     def put(self, key: str, pair: TokenPair) -> None:
-        """Atomically: the old file stays whole until the new one, complete and synced, replaces it."""
-        self.home.mkdir(parents=True, exist_ok=True, mode=0o700)
         shops = self._read()
         shops[key] = dataclasses.asdict(pair)
+        self._write(shops)
+
+    def _write(self, shops: dict[str, Any]) -> None:
+        """Atomically: the old file stays whole until the new one, complete and synced, replaces it."""
+        self.home.mkdir(parents=True, exist_ok=True, mode=0o700)
         data = json.dumps({"format": STORE_FORMAT, "shops": shops}, indent=1).encode()
         fd, tmp = tempfile.mkstemp(prefix=".tokens-", dir=self.home)  # mkstemp makes it 0600
         try:
@@ -212,12 +225,13 @@ async def refresh(creds: Credentials, failed_access_token: str, *, auth_url: str
     with the new pair, which is on disk before this returns. Under the store's lock: if another process has
     refreshed meanwhile, its pair is used and no second refresh is sent (the first rotated the refresh token)."""
     store = store or TokenStore()
-    key = shop_key(creds.app_key, creds.shop_cipher)
+    key = shop_key(creds.app_key, creds.shop_cipher, auth_url)
     env_fp = fingerprint(creds.env_access_token or creds.access_token)
     async with _held(store):
         current = store.get(key)
         if current is not None and current.env_fingerprint == env_fp and current.access_token != failed_access_token:
-            return dataclasses.replace(creds, access_token=current.access_token, refresh_token=current.refresh_token)
+            return dataclasses.replace(creds, access_token=current.access_token, refresh_token=current.refresh_token,
+                                       stored=True)
         refresh_token = (current.refresh_token if current is not None and current.env_fingerprint == env_fp
                          else creds.refresh_token)
         if not refresh_token:
@@ -230,7 +244,7 @@ async def refresh(creds: Credentials, failed_access_token: str, *, auth_url: str
                          refresh_expires_at=data.get("refresh_token_expire_in"),
                          refreshed_at=time.time(), env_fingerprint=env_fp, brand=brand)
         store.put(key, pair)  # the rotated refresh token is saved before the new access token is used
-    return dataclasses.replace(creds, access_token=pair.access_token, refresh_token=pair.refresh_token)
+    return dataclasses.replace(creds, access_token=pair.access_token, refresh_token=pair.refresh_token, stored=True)
 
 
 @contextlib.asynccontextmanager

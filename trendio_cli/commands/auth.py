@@ -43,10 +43,10 @@ def list_shops(base_url: str | None, brand: str | None) -> dict[str, Any]:
 def refresh_token(base_url: str | None, brand: str | None) -> dict[str, Any]:
     """Refresh the brand's access token now and keep the new pair in the token store."""
     url = check_base_url(base_url or DEFAULT_BASE_URL)
-    creds = credentials_for(brand, allow_sandbox_defaults=is_loopback_url(url))
     store = tokens.TokenStore()
     auth_url = tokens.auth_url_for(url)
+    creds = store.effective(credentials_for(brand, allow_sandbox_defaults=is_loopback_url(url)), auth_url)
     asyncio.run(tokens.refresh(creds, creds.access_token, auth_url=auth_url, brand=brand or "", store=store))
-    pair = store.get(tokens.shop_key(creds.app_key, creds.shop_cipher))
+    pair = store.get(tokens.shop_key(creds.app_key, creds.shop_cipher, auth_url))
     return {"brand": brand, "auth_url": auth_url, "store": str(store.path),
             **(pair.summary() if pair else {})}
