@@ -57,7 +57,8 @@ def test_twenty_kills_over_two_thousand_pairs_lose_and_duplicate_nothing(tmp_pat
     assert platform == in_ledger and len(platform) == 2000
     assert conn.execute("SELECT COUNT(*) FROM invitations WHERE state IN ('pending', 'planned')").fetchone()[0] == 0
     assert conn.execute("SELECT COUNT(*) FROM api_calls").fetchone()[0] >= stats["requests"]
-    assert conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == runs
+    # a run killed before it wrote its row leaves none (it had not touched the ledger either)
+    assert runs - kills <= conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0] <= runs
 
 
 def test_sigterm_stops_gracefully_with_a_summary(tmp_path: Path):
@@ -66,7 +67,9 @@ def test_sigterm_stops_gracefully_with_a_summary(tmp_path: Path):
     ledger = tmp_path / "l.db"
     with SandboxServer(SandboxSettings(latency_ms=200, ineligible_permille=0)) as sb:
         proc = start(campaign, {"TRENDIO_BASE_URL": sb.url, "TRENDIO_LEDGER": str(ledger)})
-        time.sleep(2.5)
+        deadline = time.monotonic() + 60  # mid-run: once the sandbox has seen some creates
+        while sb.stats()["by_endpoint"].get("create_collaboration", 0) < 10 and time.monotonic() < deadline:
+            time.sleep(0.05)
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=60)
         assert proc.returncode == 130, err[-1500:]

@@ -76,6 +76,9 @@ class Stop:
     message: str
     exit_code: int
     hint: str | None = None
+    # False: requests that already hold their seat and quota still leave (the run only takes no new ones:
+    # --max-requests, this side's count of the day's quota); True: nothing more leaves at all
+    final: bool = True
 
 
 @dataclass
@@ -231,7 +234,8 @@ class Executor:
             if self.stop is not None and purpose in ("invite", "sync"):
                 return None
             if self.options.max_requests is not None and self._seated >= self.options.max_requests:
-                self.halt(Stop("max_requests", f"--max-requests {self.options.max_requests} reached", EXIT_QUOTA))
+                self.halt(Stop("max_requests", f"--max-requests {self.options.max_requests} reached", EXIT_QUOTA,
+                               final=False))
                 return None
             day = self._quota_day()
             limit = limits.daily_requests - (limits.reserve_requests if purpose == "invite" else 0)
@@ -250,12 +254,11 @@ class Executor:
             what = {"invite": "for invitations", "sync": "of the reserve for syncs"}.get(purpose, "")
             self.halt(Stop("daily_quota", f"daily request quota reached ({exc.used} of {exc.limit} requests "
                            f"{what} on {day.day})".replace("  ", " "), EXIT_QUOTA,
-                           hint=f"the quota day resets at {day.resets_at.isoformat()}"))
+                           hint=f"the quota day resets at {day.resets_at.isoformat()}", final=False))
             return None
-        if self.stop is not None and self.stop.reason != "max_requests" and purpose in ("invite", "sync"):
-            # stopped while this one waited for its slot (a stopping answer, a signal): it does not leave (the
-            # --max-requests cap only refuses new seats, and this one has its seat). Its reservation stays
-            # counted; its pairs go back to the plan (the caller releases them)
+        if self.stop is not None and self.stop.final and purpose in ("invite", "sync"):
+            # stopped while this one waited for its slot (a stopping answer, a signal): it does not leave. Its
+            # reservation stays counted; its pairs go back to the plan (the caller releases them)
             self.client.release(connection)
             return None
         self.counts.requests += 1
