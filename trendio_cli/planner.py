@@ -113,9 +113,9 @@ class Plan:
                 "batches": [asdict(b) for b in self.batches]}
 
     def save(self, path: Path) -> None:
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_file(), indent=1) + "\n", encoding="utf-8")
-        tmp.replace(path)
+        from trendio_cli.output import write_private
+
+        write_private(path, json.dumps(self.to_file(), indent=1) + "\n")  # 0600: it names the creators
 
     @classmethod
     def load(cls, path: Path) -> Plan:
@@ -380,6 +380,9 @@ def make_plan(
             t = tiers.setdefault(b.tier_of(i), {"creators": 0, "pairs": 0})
             t["creators"] += 1
             t["pairs"] += len(b.product_ids)
+    tier_names = [t.name for t in campaign.tiers]  # tiers in the campaign's order
+    tiers = dict(sorted(tiers.items(), key=lambda kv: tier_names.index(kv[0]) if kv[0] in tier_names
+                        else len(tier_names)))
     new_creators = sum(1 for cid in chosen if cid not in invited)
     creates = len(batches)
     reconciles = math.ceil(state.pending / MAX_CREATORS_PER_CREATE) if state.pending else 0
