@@ -76,7 +76,9 @@ def url_secrets(url: str | None) -> list[str]:
     if ":" in userinfo:
         password = userinfo.split(":", 1)[1]
         secrets += [password, _percent_decoded(password)]
-    return [s for s in dict.fromkeys(secrets) if len(s) >= 3]
+    # A plain word is left alone (a password `postgres` would eat `postgresql` everywhere); what libpq quotes
+    # back is a password it could not parse, which has a space or another odd character in it.
+    return [s for s in dict.fromkeys(secrets) if len(s) >= 8 or not s.isalnum()]
 
 
 def _percent_decoded(value: str) -> str:
@@ -87,7 +89,7 @@ def _percent_decoded(value: str) -> str:
 
 def redact(message: str, secrets: Iterable[str] = ()) -> str:
     """The message without userinfo in URLs (`scheme://…@host`), `password=` values, or any of `secrets`."""
-    for secret in sorted(secrets, key=len, reverse=True):
+    for secret in sorted(set(secrets), key=len, reverse=True):
         message = message.replace(secret, "…")
     message = _USERINFO.sub(lambda m: f"{m.group('scheme')}…@", message)
     return _PASSWORD_PARAM.sub(lambda m: f"{m.group(1)}=…", message)
@@ -120,7 +122,7 @@ def to_json(doc: Any) -> str:
 
 
 def emit_json(doc: Any) -> None:
-    sys.stdout.write(to_json(doc) + "\n")
+    sys.stdout.write(redact(to_json(doc)) + "\n")
     sys.stdout.flush()
 
 
@@ -138,14 +140,16 @@ def envelope(command: str, exit_code: int, errors: list[dict[str, Any]] | None =
 # --- lines for people on stderr --------------------------------------------------------------------
 def say(message: str | Text, style: str = "") -> None:
     """One line on stderr, never wrapped (logs and editors read it whole), never parsed as markup."""
-    stderr.print(message if isinstance(message, Text) else Text(message, style=style), soft_wrap=True)
+    shown = message if isinstance(message, Text) else Text(message, style=style)
+    stderr.print(Text(redact(shown.plain), style=shown.style) if "@" in shown.plain or "=" in shown.plain
+                 else shown, soft_wrap=True)
 
 
 def error_line(label: str, message: str, hint: str | None = None) -> None:
     """`error: message` in red (where colour is on), and its hint on the next line."""
-    stderr.print(Text.assemble((label, "bold red"), " ", clean(message)), soft_wrap=True)
+    stderr.print(Text.assemble((label, "bold red"), " ", clean(redact(message))), soft_wrap=True)
     if hint:
-        stderr.print(Text(f"  hint: {clean(hint)}"), soft_wrap=True)
+        stderr.print(Text(f"  hint: {clean(redact(hint))}"), soft_wrap=True)
 
 
 def warning_line(message: str) -> None:
