@@ -108,7 +108,7 @@ def merchant_snapshot(ledger: Ledger, brand: str | None = None, campaign: str | 
     for (b, _, tier), row in table.items():
         if tier == " all":
             brand_invited[b] += sum(row["states"].get(s, 0) for s in INVITED)
-    fewest = ledger.tier_followers(brand) if not tier_order else {}
+    fewest = ledger.tier_followers([k for k in table if k[2] != " all"]) if not tier_order else {}
 
     def order(key: tuple[str, str, str]) -> tuple[Any, ...]:
         b, c, tier = key
