@@ -196,6 +196,13 @@ def test_views_of_a_fresh_postgresql_database_work(fresh_pg, tmp_path):
     assert {"invitations_run_id_fkey", "plans_applied_run_id_fkey"} <= constraints
 
 
+def test_a_missing_postgresql_database_is_a_missing_ledger(fresh_pg):
+    missing = fresh_pg + "_not_there"
+    proc = run_cli("status", "--ledger", missing)
+    assert proc.returncode == 2 and "no ledger at postgresql://…@127.0.0.1" in proc.stderr
+    assert "--ledger" in proc.stderr and "trendio:trendio" not in proc.stderr
+
+
 def test_a_wrong_postgresql_password_is_not_printed(fresh_pg):
     wrong = fresh_pg.replace("trendio:trendio@", "trendio:wr0ngpassw0rd@")
     proc = run_cli("status", "--ledger", wrong)

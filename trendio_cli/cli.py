@@ -123,7 +123,7 @@ def note_missing_ledger(location: str) -> None:
 
 def say_if_new_ledger(location: str, existed: bool) -> None:
     if not existed and ledger_exists(location):
-        say(f"new ledger at {location} ({ledger_origin()})")
+        say(f"new ledger at {clean(location)} ({ledger_origin()})")
 
 
 def _fail(name: str, as_json: bool, code: int, label: str, message: str, hint: str | None,
@@ -357,7 +357,8 @@ def execute_cmd(
     existed = ledger_exists(ledger)
     if not existed and not Path(ledger).parent.is_dir():
         raise LedgerNotFound(str(ledger), folder_missing=True)
-    say(where_it_sends(base_url, str(ledger), existed))
+    for line in where_it_sends(base_url, str(ledger), existed):
+        say(line)
     if not yes:
         plans = [preview(p, str(ledger)) for p in paths]
         if not any(p.pairs for p in plans):
@@ -407,23 +408,23 @@ def execute_cmd(
     raise typer.Exit(code)
 
 
-def where_it_sends(base_url: str | None, ledger: str, existed: bool) -> str:
-    """`sending to the sandbox at URL (from TRENDIO_BASE_URL); ledger PATH (the default)`: said before
-    anything is asked or sent."""
+def where_it_sends(base_url: str | None, ledger: str, existed: bool) -> list[str]:
+    """`sending to the sandbox at URL (from TRENDIO_BASE_URL)` and `ledger PATH (the default; ...)`: said
+    before anything is asked or sent."""
     from trendio_cli.api.credentials import check_base_url, is_loopback_url
     from trendio_cli.api.endpoints import DEFAULT_BASE_URL
     from trendio_cli.ledger import shown_location
 
     url = check_base_url(base_url or DEFAULT_BASE_URL)
     if is_loopback_url(url):
-        target = f"the sandbox (loopback) at {shown_url(url)}"
+        target = f"the sandbox at {shown_url(url)}"
     elif url == DEFAULT_BASE_URL.rstrip("/"):
         target = f"the TikTok Shop API at {url}"
     else:
         target = f"the API at {shown_url(url)}"
-    new = "" if existed else ", new: this run makes it"
-    return (f"sending to {target} ({option_origin('base_url', 'TRENDIO_BASE_URL')}); "
-            f"ledger {clean(shown_location(ledger))} ({ledger_origin()}{new})")
+    new = "" if existed else "; new: this run makes it"
+    return [f"sending to {target} ({option_origin('base_url', 'TRENDIO_BASE_URL')})",
+            f"ledger {clean(shown_location(ledger))} ({ledger_origin()}{new})"]
 
 
 @command("sync")

@@ -9,6 +9,7 @@ import getpass
 import hashlib
 import json
 import os
+import re
 import socket
 import sqlite3
 import time
@@ -431,6 +432,8 @@ class Ledger:
         except _db_errors() as exc:
             # libpq's text may quote parts of the URL (an unparseable password, say): never any of them
             detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            if re.search(r'database "[^"]*" does not exist', detail):
+                raise LedgerNotFound(shown) from None  # the server is there, the ledger is not
             raise LedgerError(f"{shown}: cannot connect: {_without_userinfo(detail, url)}") from None
         # A server ledger is shared: views migrate it too (under an advisory lock), a new database included;
         # read only from then on.

@@ -257,7 +257,7 @@ def sync_view(result: dict[str, Any], console: Console = stdout) -> None:
 
 def creators_view(result: dict[str, Any], console: Console = stdout) -> None:
     t = Rows(f"Creators of {result['brand']}", ("creator", "handle", "invited", "waiting", "yes", "no",
-                                                "expired", "flag", "last invited"), left=(0, 1, 7), drop=(6,))
+                                                "expired", "flag", "last invited"), left=(0, 1, 7), drop=(6, 8))
     for r in result["creators"]:
         flag = clean(r.get("flag") or "")
         if flag and r.get("flagged_until"):
