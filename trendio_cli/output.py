@@ -139,8 +139,9 @@ def envelope(command: str, exit_code: int, errors: list[dict[str, Any]] | None =
 
 # --- lines for people on stderr --------------------------------------------------------------------
 def say(message: str | Text, style: str = "") -> None:
-    """One line on stderr, never wrapped (logs and editors read it whole), never parsed as markup."""
-    shown = message if isinstance(message, Text) else Text(message, style=style)
+    """One line on stderr, never wrapped (logs and editors read it whole), never parsed as markup, without
+    control characters or a URL's userinfo."""
+    shown = message if isinstance(message, Text) else Text(clean(message), style=style)
     stderr.print(Text(redact(shown.plain), style=shown.style) if "@" in shown.plain or "=" in shown.plain
                  else shown, soft_wrap=True)
 

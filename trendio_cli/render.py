@@ -134,7 +134,10 @@ def line(console: Console, *parts: Any) -> None:
     """A sentence of text and values (str: our words; Text: styled; anything else: a value) on one line."""
     out = Text()
     for p in parts:
-        out.append_text(p) if isinstance(p, Text) else out.append(p if isinstance(p, str) else clean(p))
+        if isinstance(p, Text):
+            out.append_text(p)
+        else:
+            out.append(p if isinstance(p, str) else clean(p))
     console.print(out)
 
 
