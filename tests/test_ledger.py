@@ -12,13 +12,17 @@ from pathlib import Path
 import pytest
 
 from helpers import reserve_in_parallel
-from trendio_cli.errors import LedgerError, Refused
+from trendio_cli.errors import LedgerError, LedgerNotFound, Refused
 from trendio_cli.ledger import SCHEMA_VERSION, Ledger, QuotaExhausted
 
 
 def test_new_ledger_is_private_wal_and_migrated(tmp_path: Path):
-    path = tmp_path / "sub" / "l.db"
+    with pytest.raises(LedgerNotFound):  # a new ledger only in a folder that exists: a typo is no new tree
+        Ledger.open(tmp_path / "sub" / "l.db")
+    assert not (tmp_path / "sub").exists()
+    path = tmp_path / "l.db"
     with Ledger.open(path) as ledger:
+        assert ledger.created
         assert ledger.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         names = {r[0] for r in ledger.conn.execute("SELECT name FROM _migrations")}
         assert len(names) == SCHEMA_VERSION

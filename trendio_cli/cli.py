@@ -4,6 +4,7 @@ exit code (product.md). No business logic lives here."""
 from __future__ import annotations
 
 import functools
+import os
 import sqlite3
 import sys
 import traceback
@@ -13,10 +14,30 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from rich.text import Text
 
 from trendio_cli import __version__, render
-from trendio_cli.errors import EXIT_BAD_INPUT, EXIT_FAILURE, BadInput, ProblemsFound, TrendioError
-from trendio_cli.output import debug_enabled, emit_json, envelope, stderr, stdout
+from trendio_cli.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILURE,
+    BadInput,
+    LedgerNotFound,
+    ProblemsFound,
+    TrendioError,
+)
+from trendio_cli.output import (
+    clean,
+    debug_enabled,
+    emit_json,
+    envelope,
+    error_line,
+    redact,
+    say,
+    shown_url,
+    stdout,
+    url_secrets,
+    warning_line,
+)
 
 app = typer.Typer(
     name="trendio",
@@ -34,6 +55,12 @@ app = typer.Typer(
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+try:  # typer 0.2x carries its own copy of click
+    from typer._click.exceptions import ClickException, UsageError
+    from typer._click.globals import get_current_context
+except ImportError:  # an older typer runs on click itself
+    from click import ClickException, UsageError, get_current_context  # type: ignore[no-redef]
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout and nothing else there.")]
 LedgerOpt = Annotated[
@@ -65,51 +92,90 @@ def _root(
     """Root options."""
 
 
+def option_origin(param: str, envvar: str) -> str:
+    """Where an option's value came from, for messages: `from --ledger`, `from TRENDIO_LEDGER`, or the default."""
+    ctx = get_current_context(silent=True)
+    source = getattr(ctx.get_parameter_source(param), "name", "") if ctx is not None else ""
+    if source == "COMMANDLINE":
+        return f"from --{param.replace('_', '-')}"
+    if source == "ENVIRONMENT":
+        return f"from {envvar}"
+    return f"the default; --{param.replace('_', '-')} or {envvar} name another"
+
+
+def ledger_origin() -> str:
+    return option_origin("ledger", "TRENDIO_LEDGER")
+
+
+def ledger_exists(location: str | Path) -> bool:
+    """A SQLite ledger file is there (a PostgreSQL ledger is looked for when it is opened)."""
+    from trendio_cli.ledger import is_postgres_url
+
+    path = Path(location)
+    return is_postgres_url(location) or (path.is_file() and path.stat().st_size > 0)
+
+
+def note_missing_ledger(location: str) -> None:
+    """Plan and dry-run read a missing ledger as a new one; say so, as it may be the wrong location."""
+    if not ledger_exists(location):
+        say(f"note: no ledger at {clean(location)} ({ledger_origin()}): planned as for a new ledger")
+
+
+def say_if_new_ledger(location: str, existed: bool) -> None:
+    if not existed and ledger_exists(location):
+        say(f"new ledger at {clean(location)} ({ledger_origin()})")
+
+
+def _fail(name: str, as_json: bool, code: int, label: str, message: str, hint: str | None,
+          secrets: list[str], problems: list[str] | None = None) -> typer.Exit:
+    """Print a failure as one line (and its hint), or the problems one per line, without secrets; with
+    --json, the error envelope too. Returns the Exit to raise."""
+    message, hint = redact(message, secrets), redact(hint, secrets) if hint else None
+    if problems is not None:
+        for p in problems:
+            say(redact(clean(p), secrets))
+    else:
+        error_line(label, message, hint)
+    if as_json:
+        errors = ([{"message": redact(p, secrets)} for p in problems] if problems is not None
+                  else [{"message": message, **({"hint": hint} if hint else {})}])
+        emit_json(envelope(name, code, errors))
+    return typer.Exit(code)
+
+
 def command(name: str, register: bool = True) -> Callable[[F], F]:
-    """Wrap a command: library errors become one line on stderr (and an error envelope with --json)."""
+    """Wrap a command: library errors become one line on stderr (and an error envelope with --json). Their
+    text is data (printed as is, never as markup) and never carries a URL's user or password."""
 
     def deco(fn: F) -> F:
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             as_json = bool(kwargs.get("as_json"))
+            secrets = [s for key in ("ledger", "base_url") for s in url_secrets(kwargs.get(key))]
             try:
                 return fn(*args, **kwargs)
             except (typer.Exit, typer.Abort, SystemExit):
                 raise
             except ProblemsFound as exc:
-                for p in exc.problems:
-                    stderr.print(p, markup=False)
-                if as_json:
-                    emit_json(envelope(name, exc.exit_code, [{"message": p} for p in exc.problems]))
-                raise typer.Exit(exc.exit_code) from None
+                raise _fail(name, as_json, exc.exit_code, "", "", None, secrets, exc.problems) from None
+            except LedgerNotFound as exc:
+                hint = ("is the location right? a new ledger is made only in a folder that exists"
+                        if exc.folder_missing else "is the location right? `trendio init DIR` makes a new ledger")
+                raise _fail(name, as_json, exc.exit_code, "error:", f"{exc.message} ({ledger_origin()})",
+                            hint, secrets) from None
             except TrendioError as exc:
-                stderr.print(f"[bold red]error:[/] {exc.message}", markup=True, highlight=False)
-                if exc.hint:
-                    stderr.print(f"  hint: {exc.hint}", markup=False)
-                if as_json:
-                    emit_json(envelope(name, exc.exit_code, [{"message": exc.message, "hint": exc.hint}]))
-                raise typer.Exit(exc.exit_code) from None
+                raise _fail(name, as_json, exc.exit_code, "error:", exc.message, exc.hint, secrets) from None
             except KeyboardInterrupt:
-                stderr.print("interrupted")
-                raise typer.Exit(130) from None
+                raise _fail(name, as_json, 130, "interrupted:", "stopped by Ctrl-C", None, secrets) from None
             except sqlite3.DatabaseError as exc:
-                message = f"the ledger cannot be read: {exc}"
-                stderr.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
-                stderr.print("  hint: a damaged ledger can be moved aside (a new one is made) or repaired with "
-                             "`sqlite3 LEDGER .recover`", markup=False)
-                if as_json:
-                    emit_json(envelope(name, EXIT_FAILURE, [{"message": message}]))
-                raise typer.Exit(EXIT_FAILURE) from None
+                raise _fail(name, as_json, EXIT_FAILURE, "error:", f"the ledger cannot be read: {exc}",
+                            "a damaged ledger can be moved aside (a new one is made) or repaired with "
+                            "`sqlite3 LEDGER .recover`", secrets) from None
             except Exception as exc:  # noqa: BLE001 - last resort: one line, traceback only on request
                 if debug_enabled():
                     traceback.print_exc()
-                stderr.print(
-                    f"[bold red]internal error:[/] {type(exc).__name__}: {exc}  (TRENDIO_DEBUG=1 shows the traceback)",
-                    markup=True,
-                )
-                if as_json:
-                    emit_json(envelope(name, EXIT_FAILURE, [{"message": f"{type(exc).__name__}: {exc}"}]))
-                raise typer.Exit(EXIT_FAILURE) from None
+                raise _fail(name, as_json, EXIT_FAILURE, "internal error:", f"{type(exc).__name__}: {exc}",
+                            "TRENDIO_DEBUG=1 shows the traceback", secrets) from None
 
         return app.command(name)(wrapper) if register else wrapper  # type: ignore[return-value]
 
@@ -132,7 +198,7 @@ def validate_cmd(
     code = EXIT_BAD_INPUT if result["errors"] else 0
     for f in result["files"]:
         for line in f["rendered"]:
-            stderr.print(line, markup=False, highlight=False)
+            say(clean(line))  # one problem, one line, at any width: editors and CI read file:line:col:
     if as_json:
         for f in result["files"]:
             f.pop("rendered")
@@ -141,7 +207,7 @@ def validate_cmd(
                            warnings=result["warnings"]))
     else:
         for f in result["files"]:
-            print(f"{f['file']}: {'ok' if f['ok'] else 'INVALID'}")
+            print(f"{clean(f['file'])}: {'ok' if f['ok'] else 'INVALID'}")
     raise typer.Exit(code)
 
 
@@ -151,7 +217,8 @@ def init_cmd(
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing starter files.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Write a starter campaign (campaign.yaml), a sample creators file (creators.csv) and an empty ledger."""
+    """Write a starter campaign (campaign.yaml), a sample creators file (creators.csv) and an empty ledger
+    (trendio.db) in DIRECTORY: work from there, and every command finds that ledger by default."""
     from trendio_cli.commands.init import init_project
 
     result = init_project(directory, force=force)
@@ -159,10 +226,14 @@ def init_cmd(
         emit_json(envelope("init", 0, **result))
         return
     for f in result["files"]:
-        print(f"wrote {f}")
-    print(f"created ledger {result['ledger']}")
-    print(f"next: trendio validate {result['files'][0]}  then  trendio plan {result['files'][0]} "
-          f"--ledger {result['ledger']}")
+        print(f"wrote {clean(f)}")
+    print(f"created ledger {clean(result['ledger'])}")
+    go = "" if directory.resolve() == Path.cwd().resolve() else f"cd {clean(directory)}, then "
+    print(f"next: {go}trendio validate campaign.yaml")
+    print("(there, trendio.db is the ledger every command uses by default)")
+    if os.environ.get("TRENDIO_LEDGER"):
+        say(f"note: TRENDIO_LEDGER is set ({clean(os.environ['TRENDIO_LEDGER'])}): commands use that ledger, "
+            f"not {clean(result['ledger'])}, until it is unset")
 
 
 @command("plan")
@@ -188,6 +259,7 @@ def plan_cmd(
     from trendio_cli.commands.plan import explain_creator, plan_campaign
 
     paths = expand_sources(files)
+    note_missing_ledger(ledger)
     if len(paths) > 1:
         if out or explain:
             raise BadInput("--out and --explain take a single campaign file")
@@ -195,7 +267,7 @@ def plan_cmd(
         for path in paths:
             plan, warnings = plan_campaign(path, str(ledger), on.date() if on else None)
             for w in warnings:
-                stderr.print(w, markup=False)
+                say(clean(w))
             plans.append(plan.summary())
             if not as_json:
                 render.plan_view(plans[-1])
@@ -212,10 +284,10 @@ def plan_cmd(
         return
     plan, warnings = plan_campaign(file, str(ledger), on.date() if on else None)
     for w in warnings:
-        stderr.print(w, markup=False)
+        say(clean(w))
     if out is not None:
         plan.save(out)
-        stderr.print(f"plan saved to {out}")
+        say(f"plan saved to {clean(out)}")
     if as_json:
         emit_json(envelope("plan", 0, plan=plan.summary(), saved_to=str(out) if out else None))
     else:
@@ -235,10 +307,12 @@ def dry_run_cmd(
     from trendio_cli.commands.execute import expand_sources
 
     results = []
-    for source in expand_sources(sources):
+    paths = expand_sources(sources)
+    note_missing_ledger(ledger)
+    for source in paths:
         result = dry_run(source, str(ledger), base_url, include_requests=as_json)
         for w in result.pop("warnings"):
-            stderr.print(w, markup=False)
+            say(clean(w))
         results.append(result)
         if not as_json:
             render.dry_run_view(result)
@@ -275,15 +349,31 @@ def execute_cmd(
     import sys
 
     from trendio_cli.commands.execute import execute, execute_many, expand_sources, preview
+    from trendio_cli.errors import EXIT_QUOTA
     from trendio_cli.executor import ExecuteOptions
 
     paths = expand_sources(sources)
     options = ExecuteOptions(max_requests=max_requests)
+    existed = ledger_exists(ledger)
+    if not existed and not Path(ledger).parent.is_dir():
+        raise LedgerNotFound(str(ledger), folder_missing=True)
+    for line in where_it_sends(base_url, str(ledger), existed):
+        say(line)
     if not yes:
         plans = [preview(p, str(ledger)) for p in paths]
+        if not any(p.pairs for p in plans):
+            for p in plans:
+                say(f"{clean(p.brand)}/{clean(p.campaign)}: {render.nothing_to_send(p.skipped)}")
+            # as a run would end: a quota that holds work back is exit 4, else there is nothing to do
+            held = any(p.skipped.get(k) for p in plans
+                       for k in ("deferred: daily request quota", "deferred: weekly outreach spent"))
+            code = EXIT_QUOTA if held else 0
+            if as_json:
+                emit_json(envelope("execute", code, nothing_to_send=True, plans=[p.summary() for p in plans]))
+            raise typer.Exit(code)
         if not sys.stdin.isatty():
             raise BadInput("not a terminal: pass --yes to execute without a confirmation prompt")
-        what = ", ".join(f"{p.brand}/{p.campaign}" for p in plans)
+        what = ", ".join(f"{clean(p.brand)}/{clean(p.campaign)}" for p in plans)
         if not typer.confirm(f"Send {sum(p.pairs for p in plans)} invitations in "
                              f"{sum(p.requests['creates'] for p in plans)} requests for {what}?", err=True):
             raise typer.Exit(0)
@@ -296,6 +386,7 @@ def execute_cmd(
             result = execute(paths[0], ledger_path=str(ledger), base_url=base_url, options=options,
                              on_progress=progress.update)
     code = result.pop("exit_code")
+    say_if_new_ledger(str(ledger), existed)
     if as_json:
         if many:
             errors = [{"brand": b["brand"], "message": b.get("note") or e.get("message"), **e}
@@ -310,7 +401,30 @@ def execute_cmd(
         render.execute_many_view(result)
     else:
         render.execute_view(result)
+    runs = [r for b in result["brands"] for r in b["campaigns"]] if many else [result]
+    for r in runs:
+        for w in r.get("warnings") or ():
+            warning_line(w)  # loud, and on stderr even with --json: it usually means a wrong ledger
     raise typer.Exit(code)
+
+
+def where_it_sends(base_url: str | None, ledger: str, existed: bool) -> list[str]:
+    """`sending to the sandbox at URL (from TRENDIO_BASE_URL)` and `ledger PATH (the default; ...)`: said
+    before anything is asked or sent."""
+    from trendio_cli.api.credentials import check_base_url, is_loopback_url
+    from trendio_cli.api.endpoints import DEFAULT_BASE_URL
+    from trendio_cli.ledger import shown_location
+
+    url = check_base_url(base_url or DEFAULT_BASE_URL)
+    if is_loopback_url(url):
+        target = f"the sandbox at {shown_url(url)}"
+    elif url == DEFAULT_BASE_URL.rstrip("/"):
+        target = f"the TikTok Shop API at {url}"
+    else:
+        target = f"the API at {shown_url(url)}"
+    new = "" if existed else "; new: this run makes it"
+    return [f"sending to {target} ({option_origin('base_url', 'TRENDIO_BASE_URL')})",
+            f"ledger {clean(shown_location(ledger))} ({ledger_origin()}{new})"]
 
 
 @command("sync")
@@ -333,7 +447,12 @@ def sync_cmd(
     """
     from trendio_cli.commands.sync import sync
 
+    existed = ledger_exists(ledger)
+    if not existed and not (brand or campaign):
+        # nothing to sync in a ledger that is not there: most likely the wrong location
+        raise LedgerNotFound(str(ledger), folder_missing=not Path(ledger).parent.is_dir())
     result = sync(str(ledger), base_url, brand=brand, campaign=campaign)
+    say_if_new_ledger(str(ledger), existed)
     code = result.pop("exit_code")
     if as_json:
         emit_json(envelope("sync", code, [e for b in result["brands"] for e in b["errors"]], **result))
@@ -414,44 +533,60 @@ def demo_cmd(
 
     started = time.monotonic()
 
+    progress = render.ExecuteProgress(enabled=not as_json)  # drawn from the first request of step 4 to its end
+
     def step(title: str, what: str) -> None:
         if not as_json:
-            stdout.rule(f"[bold]{title}[/]")
-            stdout.print(what)
+            stdout.rule(Text(title, style="bold"))
+            stdout.print(Text(what))
 
     def show(kind: str, result: dict[str, Any]) -> None:
         if as_json:
             return
         if kind == "validate":
             for f in result["files"]:
-                stdout.print(f"{Path(f['file']).name}: {'ok' if f['ok'] else 'INVALID'} "
-                             f"({len(f['problems'])} problem(s))")
+                stdout.print(Text(f"{clean(Path(f['file']).name)}: {'ok' if f['ok'] else 'INVALID'} "
+                                  f"({len(f['problems'])} problem(s))"))
         elif kind == "plan":
             render.plan_view(result)
         elif kind == "dry-run":
             pace = result["pace"]
-            stdout.print(f"{result['requests_total']} signed requests for {result['pairs']} invitations, paced at "
-                         f"{pace['requests_per_second']}/s: about {result['estimated_duration_s']:.1f} s plus "
-                         f"network time; nothing sent, nothing written")
+            stdout.print(Text(f"{result['requests_total']} signed requests for {result['pairs']} invitations, "
+                              f"paced at {pace['requests_per_second']}/s: about {result['estimated_duration_s']:.1f} s "
+                              f"plus network time; nothing sent, nothing written"))
         elif kind == "execute":
+            progress.stop()
             render.execute_view(result)
         elif kind == "status":
             render.status_view(result)
 
-    with render.ExecuteProgress(enabled=not as_json) as progress:
+    try:
         result = run_demo(step=step, show=show, on_progress=progress.update, keep=keep)
+    finally:
+        progress.stop()
     code = int(result["execute"]["exit_code"])
     if as_json:
         emit_json(envelope("demo", code, **result))
     else:
-        s = result["sandbox_stats"]
-        stdout.rule("[bold]done[/]")
-        stdout.print(f"The sandbox saw {s['requests']} requests ({s['http_429']} answered 429, at most "
-                     f"{s['max_requests_in_window']} in any one second), invited {s['invited_pairs']} pairs, "
-                     f"and {s['duplicate_attempts']} duplicate attempts, despite {s['faults']} injected faults and "
-                     f"{s['lost_responses']} lost answers. {time.monotonic() - started:.1f} s in all.")
-        stdout.print("Next: `trendio init my-campaign` writes a starter campaign of your own.")
+        s, knobs = result["sandbox_stats"], result["sandbox_settings"]
+        stdout.rule(Text("done", style="bold"))
+        if s["faults"] or s["lost_responses"]:
+            faults = (f"It injected {plural(s['faults'], 'transient fault')} and cut off "
+                      f"{plural(s['lost_responses'], 'answer')}; trendio retried and reconciled them.")
+        else:
+            faults = (f"None of its faults ({knobs['fault_rate']:.0%} of requests) or cut-off answers "
+                      f"({knobs['lost_rate']:.0%} of creates) struck in these {s['requests']} requests.")
+        stdout.print(Text(
+            f"The sandbox saw {s['requests']} requests ({s['http_429']} answered 429, at most "
+            f"{s['max_requests_in_window']} in any one second), invited {s['invited_pairs']} pairs and saw "
+            f"{plural(s['duplicate_attempts'], 'duplicate attempt')}. {faults} "
+            f"{time.monotonic() - started:.1f} s in all."))
+        stdout.print(Text("Next: `trendio init my-campaign` writes a starter campaign of your own."))
     raise typer.Exit(code)
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
 
 
 creators_app = typer.Typer(
@@ -620,7 +755,8 @@ def dashboard_cmd(
     watch: Annotated[bool, typer.Option("--watch", "-w", help="Keep redrawing until Ctrl-C.")] = False,
     interval: Annotated[float, typer.Option("--interval", min=0.5, help="Seconds between redraws.")] = 2.0,
     brand: Annotated[str | None, typer.Option("--brand", help="Only this brand (merchant).")] = None,
-    campaign: Annotated[str | None, typer.Option("--campaign", help="Only this campaign id (merchant).")] = None,
+    campaign: Annotated[str | None, typer.Option(
+        "--campaign", help="Only this campaign (merchant): a campaign file (its tiers in its order) or id.")] = None,
     ledger: LedgerOpt = "trendio.db",
     as_json: JsonOpt = False,
 ) -> None:
@@ -640,15 +776,22 @@ def dashboard_cmd(
 
     if which not in ("ops", "merchant"):
         raise BadInput("dashboard must be ops or merchant")
+    tier_order: list[str] = []
+    if campaign and Path(campaign).is_file():
+        from trendio_cli.inputs import load_campaign_inputs
+
+        spec = load_campaign_inputs(Path(campaign)).campaign
+        campaign, brand, tier_order = spec.campaign, spec.brand, [t.name for t in spec.tiers]
 
     def snapshot() -> dict[str, Any]:
-        with Ledger.open(str(ledger), readonly=True, migrate=True) as led:
+        with Ledger.open(str(ledger), readonly=True, migrate=True, must_exist=True) as led:
             if which == "ops":
                 return views.ops_snapshot(led)
-            return views.merchant_snapshot(led, brand, campaign)
+            return views.merchant_snapshot(led, brand, campaign, tier_order)
 
     def draw(snap: dict[str, Any]) -> Any:
-        return dashboard.ops_view(snap) if which == "ops" else dashboard.merchant_view(snap)
+        width = stdout.width
+        return dashboard.ops_view(snap, width) if which == "ops" else dashboard.merchant_view(snap, width)
 
     if as_json:
         emit_json(envelope("dashboard", 0, dashboard=which, **snapshot()))
@@ -678,21 +821,22 @@ def report_cmd(
     from trendio_cli import report, views
     from trendio_cli.inputs import load_campaign_inputs
     from trendio_cli.ledger import Ledger
+    from trendio_cli.output import write_private
 
     limit = 10_000
     campaign_id = campaign
+    tier_order: list[str] = []
     if Path(campaign).is_file():
         spec = load_campaign_inputs(Path(campaign)).campaign
         campaign_id, brand, limit = spec.campaign, spec.brand, spec.limits.daily_requests
-    with Ledger.open(str(ledger), readonly=True, migrate=True) as led:
-        data = views.report_data(led, brand, campaign_id)
-    tmp = html_out.with_name(html_out.name + ".tmp")
-    tmp.write_text(report.render_report(data, daily_limit=limit), encoding="utf-8")
-    tmp.replace(html_out)
+        tier_order = [t.name for t in spec.tiers]
+    with Ledger.open(str(ledger), readonly=True, migrate=True, must_exist=True) as led:
+        data = views.report_data(led, brand, campaign_id, tier_order)
+    write_private(html_out, report.render_report(data, daily_limit=limit))  # 0600, as the ledger it shows
     if as_json:
         emit_json(envelope("report", 0, html=str(html_out), totals=data["totals"], days=len(data["days"])))
     else:
-        stderr.print(f"report written to {html_out}")
+        say(f"report written to {clean(html_out)}")
 
 
 ledger_app = typer.Typer(help="Move a ledger: export it as JSON lines, import it into a new ledger.",
@@ -710,8 +854,8 @@ def ledger_export_cmd(
 
     counts = export_ledger(str(ledger), out)
     if out:
-        stderr.print(f"exported {sum(counts.values())} rows to {out}: "
-                     + ", ".join(f"{k} {v}" for k, v in counts.items()))
+        say(f"exported {sum(counts.values())} rows to {clean(out)}: "
+            + ", ".join(f"{k} {v}" for k, v in counts.items()))
 
 
 @sub_command(ledger_app, "ledger", "import")
@@ -728,8 +872,8 @@ def ledger_import_cmd(
     if as_json:
         emit_json(envelope("ledger import", 0, rows=counts))
     else:
-        stderr.print(f"imported {sum(counts.values())} rows into {shown_location(ledger)}: "
-                     + ", ".join(f"{k} {v}" for k, v in counts.items()))
+        say(f"imported {sum(counts.values())} rows into {clean(shown_location(ledger))}: "
+            + ", ".join(f"{k} {v}" for k, v in counts.items()))
 
 
 auth_app = typer.Typer(help="The shops the credentials reach, and refreshing a brand's access token.",
@@ -864,6 +1008,8 @@ def sandbox_cmd(
     from trendio_cli.sandbox.server import serve_forever
     from trendio_cli.sandbox.state import SandboxSettings
 
+    if not 1 <= port <= 65535:
+        raise BadInput(f"--port {port}: a port is a number from 1 to 65535")
     for label, value in (("--fault-rate", fault_rate), ("--lost-rate", lost_rate), ("--overload-rate", overload_rate)):
         if not 0 <= value <= 1:
             raise BadInput(f"{label} must be between 0 and 1")
@@ -892,17 +1038,57 @@ def sandbox_cmd(
         raise BadInput(f"unknown sandbox setting {exc}") from None
     except ValueError as exc:
         raise BadInput(f"bad sandbox setting: {exc}") from None
-    stderr.print(f"trendio sandbox on http://127.0.0.1:{port}  (Ctrl-C to stop)")
+    _check_port_free(port)
+    say(f"trendio sandbox on http://127.0.0.1:{port}  (Ctrl-C to stop)")
     serve_forever(settings, port=port, log_path=str(log) if log else None)
 
 
+def _check_port_free(port: int) -> None:
+    """A port another server holds is bad input, said in one line (the server would log its own and exit 3)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise BadInput(f"--port {port}: 127.0.0.1:{port} cannot be served ({exc.strerror or exc}); "
+                           f"another sandbox may be running there: pick another --port") from None
+
+
 def main() -> None:
+    if "--json" in sys.argv[1:]:
+        sys.exit(_main_json(sys.argv[1:]))
     try:
         app()
     except SystemExit as exc:
         code = exc.code
         # Click reports usage errors with exit 2 already; keep every other code as the command chose.
         sys.exit(code if isinstance(code, int) else (EXIT_BAD_INPUT if code else 0))
+
+
+def _main_json(args: list[str]) -> int:
+    """With --json, a usage error too is one JSON document on stdout (`status: error`, exit 2), and one line
+    on stderr."""
+    try:
+        code = app(args=args, standalone_mode=False)
+    except UsageError as exc:
+        names, ctx = [], exc.ctx
+        while ctx is not None and ctx.parent is not None:  # the command's own name, without the program's
+            names.append(ctx.info_name or "")
+            ctx = ctx.parent
+        name = " ".join(reversed(names))
+        error_line("usage error:", exc.format_message(), f"`trendio {name} --help`".replace("  ", " "))
+        emit_json(envelope(name or "trendio", EXIT_BAD_INPUT, [{"message": exc.format_message()}]))
+        return EXIT_BAD_INPUT
+    except ClickException as exc:
+        error_line("error:", exc.format_message())
+        emit_json(envelope(args[0] if args else "trendio", exc.exit_code, [{"message": exc.format_message()}]))
+        return exc.exit_code
+    except typer.Abort:
+        error_line("interrupted:", "stopped before it began")
+        return 130
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

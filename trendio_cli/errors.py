@@ -55,3 +55,22 @@ class LedgerError(TrendioError):
     """The ledger file cannot be opened, read or written."""
 
     exit_code = EXIT_FAILURE
+
+
+class LedgerNotFound(BadInput):
+    """No ledger where one was named (a view of a missing file, a new ledger in a folder that does not
+    exist): usually a wrong --ledger or TRENDIO_LEDGER. The CLI adds where the location came from."""
+
+    def __init__(self, path: str, *, folder_missing: bool = False) -> None:
+        self.path = path
+        self.folder_missing = folder_missing
+        where = f"no ledger at {path}"
+        if folder_missing:
+            where += f", and its folder {_parent(path)} does not exist"
+        super().__init__(where)
+
+
+def _parent(path: str) -> str:
+    from pathlib import Path
+
+    return str(Path(path).parent)

@@ -5,9 +5,11 @@ PostgreSQL ledger can implement the same methods. Times are UTC ISO-8601 text, r
 
 from __future__ import annotations
 
+import getpass
 import hashlib
 import json
 import os
+import re
 import socket
 import sqlite3
 import time
@@ -21,7 +23,7 @@ from urllib.request import pathname2url
 
 import sqlite_utils
 
-from trendio_cli.errors import LedgerError, Refused
+from trendio_cli.errors import LedgerError, LedgerNotFound, Refused
 
 # Invitation states (product.md): planned -> pending -> sent | conflict | failed | ineligible; then, from sync,
 # showcased (the creator added the products to their showcase: the platform's "accept") -> content (posted
@@ -210,6 +212,37 @@ def m007_outcomes(db: sqlite_utils.Database) -> None:
         db.execute(statement)
 
 
+# Views for people who browse the ledger (sqlite3, Datasette, psql): what they look up, joined. The same text
+# on SQLite and PostgreSQL.
+LEDGER_VIEWS = {
+    "invitation_details": (
+        "SELECT i.id, i.brand, i.campaign, i.tier, i.creator_id, c.handle, c.followers, i.product_id, i.state, "
+        "i.collaboration_id, i.claimed_at, i.sent_at, i.showcased_at, i.content_at, i.answered_at, i.expires_at, "
+        "i.code, i.message, i.run_id, "
+        "r.command AS run_command, r.\"user\" AS run_user "
+        "FROM invitations i LEFT JOIN creators c ON c.brand = i.brand AND c.creator_id = i.creator_id "
+        "LEFT JOIN runs r ON r.id = i.run_id WHERE i.state != 'planned'"),
+    "requests_per_day": (
+        "SELECT brand, quota_day, COUNT(*) AS requests, "
+        "SUM(CASE WHEN endpoint = 'create_collaboration' THEN 1 ELSE 0 END) AS creates, "
+        "SUM(CASE WHEN outcome = 'ok' THEN 1 ELSE 0 END) AS ok, "
+        "SUM(CASE WHEN outcome NOT IN ('ok', 'reserved') THEN 1 ELSE 0 END) AS errors, "
+        "SUM(CASE WHEN outcome = 'rate_limited' THEN 1 ELSE 0 END) AS rate_limited, "
+        "SUM(CASE WHEN outcome IN ('rate_limited', 'transient') THEN 1 ELSE 0 END) AS retries "
+        "FROM api_calls GROUP BY brand, quota_day"),
+}
+
+
+@migration
+def m008_links_and_views(db: sqlite_utils.Database) -> None:
+    # Foreign keys so that browsers show the links (SQLite cannot add one with ALTER: transform rebuilds the
+    # table and its indexes); declared, not enforced, as every SQLite ledger so far. Then the views.
+    db["invitations"].transform(add_foreign_keys=[("run_id", "runs", "id")])
+    db["plans"].transform(add_foreign_keys=[("applied_run_id", "runs", "id")])
+    for name, select in LEDGER_VIEWS.items():
+        db.execute(f"CREATE VIEW IF NOT EXISTS {name} AS {select}")
+
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # The same migrations for a PostgreSQL ledger (same names, same tables and columns).
@@ -283,6 +316,14 @@ PG_MIGRATIONS: dict[str, list[str]] = {
         "CREATE TABLE campaigns (brand TEXT NOT NULL, campaign TEXT NOT NULL, spec TEXT, updated_at TEXT, "
         "PRIMARY KEY (brand, campaign))",
     ],
+    # NOT VALID: rows written before are not checked (a ledger imported from SQLite never was); new ones are
+    "m008_links_and_views": [
+        "ALTER TABLE invitations ADD CONSTRAINT invitations_run_id_fkey FOREIGN KEY (run_id) REFERENCES runs (id) "
+        "NOT VALID",
+        "ALTER TABLE plans ADD CONSTRAINT plans_applied_run_id_fkey FOREIGN KEY (applied_run_id) "
+        "REFERENCES runs (id) NOT VALID",
+        *(f"CREATE OR REPLACE VIEW {name} AS {select}" for name, select in LEDGER_VIEWS.items()),
+    ],
 }
 assert list(PG_MIGRATIONS) == [name for name, _ in MIGRATIONS]
 
@@ -350,6 +391,7 @@ class Ledger:
         self.db = None if self.pg else sqlite_utils.Database(conn)
         self.path = path
         self.readonly = readonly
+        self.created = False  # this open made a new ledger file
         # Writes that may wait for the next transaction (a call's and its pairs' outcome), so that a request
         # costs one commit: its reservation. Safe because the pairs were claimed pending before the request
         # left: if the process dies first, the next run reconciles them, as after any crash mid-request.
@@ -357,14 +399,21 @@ class Ledger:
 
     # --- opening -----------------------------------------------------------------------------
     @classmethod
-    def open(cls, path: str | os.PathLike[str], *, readonly: bool = False, migrate: bool = False) -> Ledger:
+    def open(cls, path: str | os.PathLike[str], *, readonly: bool = False, migrate: bool = False,
+             must_exist: bool = False) -> Ledger:
         """`migrate=True` with `readonly=True`: bring an older ledger up to date first (views do this;
         plan and dry-run never write, so they refuse an older ledger instead).
+
+        A missing SQLite file: with `must_exist` (views, edits by hand) it is LedgerNotFound; read only, it
+        reads as an empty ledger (plan, dry-run); to write, a new ledger is made, but only in a folder that
+        exists (`created` says it was), so that a mistyped location is an error instead of a new tree.
 
         `path` may also be a PostgreSQL URL (`postgresql://user:password@host/db`): the same ledger on a
         server that several machines share."""
         if is_postgres_url(path):
             return cls._open_pg(str(path), readonly=readonly)
+        if must_exist and not _has_ledger_file(Path(path)):
+            raise LedgerNotFound(str(path), folder_missing=not Path(path).parent.is_dir())
         if readonly and migrate and Path(path).is_file():
             probe = cls._open(path, readonly=True, strict=False)
             older = probe._schema_version() < SCHEMA_VERSION
@@ -376,6 +425,7 @@ class Ledger:
     @classmethod
     def _open(cls, path: str | os.PathLike[str], *, readonly: bool = False, strict: bool = True) -> Ledger:
         p = Path(path)
+        created = False
         try:
             if readonly:
                 if not p.exists():
@@ -390,15 +440,20 @@ class Ledger:
             else:
                 if p.is_dir():
                     raise LedgerError(f"{p}: is a directory, not a ledger file")
-                if not p.exists():
-                    p.parent.mkdir(parents=True, exist_ok=True)
-                    os.close(os.open(p, os.O_CREAT | os.O_WRONLY, 0o600))  # private from the first byte
+                if str(p) != ":memory:" and not _has_ledger_file(p):
+                    if not p.parent.is_dir():
+                        raise LedgerNotFound(str(p), folder_missing=True)
+                    # private from the first byte, whoever makes it (an empty file is a new ledger too)
+                    os.close(os.open(p, os.O_CREAT | os.O_WRONLY, 0o600))
+                    os.chmod(p, 0o600)
+                    created = True
                 conn = sqlite3.connect(str(p), isolation_level=None, check_same_thread=False)
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             if not readonly:
                 _enable_wal(conn)
                 conn.execute("PRAGMA synchronous = NORMAL")
             ledger = cls(conn, str(p), readonly)
+            ledger.created = created
             version = ledger._schema_version()
         except sqlite3.DatabaseError as exc:
             raise LedgerError(f"{p}: cannot open the ledger: {exc}",
@@ -424,18 +479,27 @@ class Ledger:
 
     @classmethod
     def _open_pg(cls, url: str, *, readonly: bool) -> Ledger:
-        shown = shown_location(url)  # never the password
+        shown = shown_location(url)  # never the password, nor the user
         try:
-            ledger = cls(_PgConnection(url), shown, readonly)
+            conn = _PgConnection(url)
         except ImportError:
             raise LedgerError("a PostgreSQL ledger needs psycopg: pip install 'psycopg[binary]' psycopg-pool") from None
         except _db_errors() as exc:
-            raise LedgerError(f"{shown}: cannot connect: {str(exc).splitlines()[0]}") from None
+            # libpq's text may quote parts of the URL (an unparseable password, say): never any of them
+            detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            if re.search(r'database "[^"]*" does not exist', detail):
+                raise LedgerNotFound(shown) from None  # the server is there, the ledger is not
+            raise LedgerError(f"{shown}: cannot connect: {_without_userinfo(detail, url)}") from None
+        # A server ledger is shared: views migrate it too (under an advisory lock), a new database included;
+        # read only from then on.
+        ledger = cls(conn, shown, readonly=False)
         version = ledger._schema_version()
         if version > SCHEMA_VERSION:
+            conn.close()
             raise LedgerError(f"{ledger.path}: the ledger has schema version {version}, newer than this trendio")
         if version < SCHEMA_VERSION:
-            ledger._migrate()  # a server ledger is shared: views migrate it too (under an advisory lock)
+            ledger._migrate()
+        ledger.readonly = readonly
         return ledger
 
     def close(self) -> None:
@@ -1212,9 +1276,30 @@ class Ledger:
             "SELECT substr(reserved_at, 1, ?), COUNT(*) FROM api_calls WHERE reserved_at >= ? GROUP BY 1 ORDER BY 1",
             (bucket_chars, since_iso)).fetchall()
 
-    def retries_since(self, since_iso: str) -> int:
-        return int(self.conn.execute("SELECT COUNT(*) FROM api_calls WHERE reserved_at >= ? AND attempt > 1",
-                                     (since_iso,)).fetchone()[0])
+    def send_times(self, *, since_iso: str | None = None, run_id: int | None = None) -> list[float]:
+        """When answered calls left (their answer's time less their latency), in epoch seconds, sorted:
+        a run's, or every call since a time."""
+        sql, args = "SELECT finished_at, latency_ms FROM api_calls WHERE finished_at IS NOT NULL", []
+        if run_id is not None:
+            sql, args = sql + " AND run_id = ?", [*args, run_id]
+        if since_iso is not None:
+            sql, args = sql + " AND reserved_at >= ?", [*args, since_iso]
+        return sorted(parse_iso(at) - (latency or 0.0) / 1000 for at, latency in self.conn.execute(sql, args))
+
+    def tier_followers(self, tiers: Iterable[tuple[str, str, str]],
+                       sample: int = 25) -> dict[tuple[str, str, str], int]:
+        """(brand, campaign, tier) -> the fewest followers among a few of its invited creators. Tiers match by
+        `min_followers`, first match wins, so this orders a campaign's tiers as its file does; a sample read
+        through the funnel index is enough, and costs nothing on a big ledger."""
+        out = {}
+        for b, c, t in tiers:
+            row = self.conn.execute(
+                "SELECT MIN(c.followers) FROM (SELECT creator_id FROM invitations WHERE brand = ? AND campaign = ? "
+                "AND tier = ? LIMIT ?) AS i JOIN creators c ON c.brand = ? AND c.creator_id = i.creator_id",
+                (b, c, t, sample, b)).fetchone()
+            if row and row[0] is not None:
+                out[(b, c, t)] = int(row[0])
+        return out
 
     def quota_days(self, brand: str | None = None, limit: int = 31) -> list[tuple[str, str, int]]:
         sql = "SELECT brand, quota_day, used FROM quota_usage"
@@ -1352,10 +1437,30 @@ def _enable_wal(conn: sqlite3.Connection) -> None:
 
 
 def _user() -> str:
+    """Who runs this: the login name, else the environment's, else the OS account's (cron and containers
+    often set no USER)."""
     try:
         return os.getlogin()
     except OSError:
-        return os.environ.get("USER") or os.environ.get("USERNAME") or "unknown"
+        pass
+    try:
+        return getpass.getuser()  # LOGNAME, USER, LNAME, USERNAME, then the password database
+    except (OSError, KeyError, ImportError):
+        return "unknown"
+
+
+def _has_ledger_file(path: Path) -> bool:
+    """A ledger is there: a file with something in it (SQLite takes an empty file for a new database)."""
+    try:
+        return path.is_file() and path.stat().st_size > 0
+    except OSError:
+        return False
+
+
+def _without_userinfo(message: str, url: str) -> str:
+    from trendio_cli.output import redact, url_secrets
+
+    return redact(message, url_secrets(url))
 
 
 def _pid_alive(pid: int | None) -> bool:

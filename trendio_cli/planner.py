@@ -130,9 +130,9 @@ class Plan:
                 "batches": [asdict(b) for b in self.batches]}
 
     def save(self, path: Path) -> None:
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_file(), indent=1) + "\n", encoding="utf-8")
-        tmp.replace(path)
+        from trendio_cli.output import write_private
+
+        write_private(path, json.dumps(self.to_file(), indent=1) + "\n")  # 0600: it names the creators
 
     @classmethod
     def load(cls, path: Path) -> Plan:
@@ -410,7 +410,7 @@ def make_plan(
         batches = batches[:invite_budget]
 
     chosen = {cid for b in batches for cid in b.creator_ids}
-    tiers = _tiers(batches)
+    tiers = _tiers(batches, campaign)
     new_creators = sum(1 for cid in chosen if cid not in invited)
     creates = len(batches)
     # reading a request back by its name: a search, then the detail of what it found (or a second search)
@@ -472,14 +472,16 @@ def _with_since(ledger: Ledger, brand: str, snapshot: tuple[str, dict[str, Any]]
     return read_at, {**data, "_since_read": ledger.outreach_used(brand, read_at)}
 
 
-def _tiers(batches: Sequence[Batch]) -> dict[str, dict[str, int]]:
+def _tiers(batches: Sequence[Batch], campaign: Campaign) -> dict[str, dict[str, int]]:
+    """Creators and pairs per tier, in the campaign's order of tiers."""
     tiers: dict[str, dict[str, int]] = {}
     for b in batches:
         for i in range(len(b.creator_ids)):
             t = tiers.setdefault(b.tier_of(i), {"creators": 0, "pairs": 0})
             t["creators"] += 1
             t["pairs"] += len(b.product_ids)
-    return tiers
+    names = [t.name for t in campaign.tiers]
+    return dict(sorted(tiers.items(), key=lambda kv: names.index(kv[0]) if kv[0] in names else len(names)))
 
 
 def without_creators(plan: Plan, creator_ids: set[str]) -> Plan:
@@ -500,7 +502,8 @@ def without_creators(plan: Plan, creator_ids: set[str]) -> Plan:
     skipped["unreachable (eligibility check)"] = skipped.get("unreachable (eligibility check)", 0) + removed
     requests = {**plan.requests, "creates": len(batches)}
     requests["total"] = requests["creates"] + requests.get("conflict_checks", 0)
-    return dataclasses.replace(plan, batches=batches, tiers=_tiers(batches), skipped=skipped, requests=requests)
+    return dataclasses.replace(plan, batches=batches, tiers=_tiers(batches, plan.campaign_model()), skipped=skipped,
+                               requests=requests)
 
 
 def _pick(values: list[str], keep: list[int]) -> list[str]:

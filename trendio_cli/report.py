@@ -103,6 +103,12 @@ window.addEventListener('load', function () {
 """
 
 
+def _script_json(data: Any) -> str:
+    """JSON for a script block: a browser does not decode entities there, so `<`, `>` and `&` are escaped the
+    JSON way, and no name can close the block."""
+    return json.dumps(data).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
 def _rate(value: float | None) -> str:
     return "-" if value is None else f"{value:.1%}"
 
@@ -160,7 +166,7 @@ def render_report(data: dict[str, Any], daily_limit: int = 10_000) -> str:
 {''.join(charts)}
 <table><tr><th>tier</th><th>invited</th><th>showcased</th><th>content</th><th>waiting</th><th>showcase rate</th></tr>
 {tier_rows}</table>
-<script type="application/json" id="data">{html.escape(json.dumps(data), quote=False)}</script>
+<script type="application/json" id="data">{_script_json(data)}</script>
 <script>{SELF_CHECK}</script>
 </body></html>
 """

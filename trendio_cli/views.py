@@ -3,7 +3,9 @@ in another terminal or on a schedule). Plain data: the CLI draws it, `--json` pr
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -16,6 +18,34 @@ TAKEN = ("showcased", "content")
 INVITED = ("sent", "showcased", "content", "expired")
 NOT_SENT = ("conflict", "ineligible", "failed")
 ERROR_OUTCOMES = {o.value for o in Outcome} - {Outcome.OK.value}
+# answers that ask for the request again (what execute counts as retries)
+RETRY_OUTCOMES = (Outcome.RATE_LIMITED.value, Outcome.TRANSIENT.value)
+
+
+def requests_per_second(requests: int, span_s: float) -> float:
+    """Requests over the whole seconds a sending span touches. The platform's limit is per second, so a
+    burst of a few requests is that many in one second, never a rate above the limit."""
+    if requests <= 0:
+        return 0.0
+    return requests / (math.floor(max(0.0, span_s)) + 1)
+
+
+def peak_in_one_second(send_times: Sequence[float]) -> int:
+    """The most requests that left within any one second (sorted times): what the platform's limit counts."""
+    peak, first = 0, 0
+    for last, t in enumerate(send_times):
+        while t - send_times[first] >= 1.0:
+            first += 1
+        peak = max(peak, last - first + 1)
+    return peak
+
+
+def send_rate(send_times: Sequence[float]) -> dict[str, Any]:
+    """Requests per second over the sending span (first request out to last), and the busiest second."""
+    span = send_times[-1] - send_times[0] if send_times else 0.0
+    return {"requests": len(send_times), "sending_s": round(span, 3),
+            "requests_per_second": round(requests_per_second(len(send_times), span), 2),
+            "peak_in_one_second": peak_in_one_second(send_times)}
 
 
 def ops_snapshot(ledger: Ledger, now: datetime | None = None, minutes: int = 10,
@@ -29,9 +59,12 @@ def ops_snapshot(ledger: Ledger, now: datetime | None = None, minutes: int = 10,
     per_brand: dict[str, dict[str, Any]] = defaultdict(lambda: {"by_endpoint": defaultdict(int), "errors": 0})
     errors_by_code: dict[str, int] = defaultdict(int)
     errors_by_class: dict[str, int] = defaultdict(int)
+    retries = 0
     for brand, endpoint, outcome, code, n in ledger.calls_since(since_day):
         b = per_brand[brand]
         b["by_endpoint"][endpoint] += n
+        if outcome in RETRY_OUTCOMES:
+            retries += n
         if outcome in ERROR_OUTCOMES:
             b["errors"] += n
             errors_by_class[outcome] += n
@@ -48,16 +81,20 @@ def ops_snapshot(ledger: Ledger, now: datetime | None = None, minutes: int = 10,
                      "pending": pending.get(brand, 0), "lock": locks.get(brand)})
     buckets = ledger.calls_per_bucket(since_recent)
     rate = [{"at": t + "0", "requests_per_second": round(n / 10, 2)} for t, n in buckets]
+    # the busiest second, measured as execute measures its run's: from when each request left
+    peak = peak_in_one_second(ledger.send_times(since_iso=since_recent))
     return {
         "at": now.isoformat(), "quota_day": day.day, "resets_at": day.resets_at.isoformat(), "brands": rows,
-        "rate": rate, "peak_requests_per_second": max((r["requests_per_second"] for r in rate), default=0.0),
+        "rate": rate, "peak_requests_per_second": float(peak), "rate_limit": limits.requests_per_second,
         "errors_by_code": dict(errors_by_code), "errors_by_class": dict(errors_by_class),
-        "retries_today": ledger.retries_since(since_day), "runs": ledger.runs(limit=8),
+        "retries_today": retries, "runs": ledger.runs(limit=8),
     }
 
 
-def merchant_snapshot(ledger: Ledger, brand: str | None = None, campaign: str | None = None) -> dict[str, Any]:
-    """Campaign performance, per campaign and tier: for the brands."""
+def merchant_snapshot(ledger: Ledger, brand: str | None = None, campaign: str | None = None,
+                      tier_order: Sequence[str] = ()) -> dict[str, Any]:
+    """Campaign performance, per campaign and tier: for the brands. Tiers in the campaign's order: as
+    `tier_order` gives it, else by their creators' followers (tiers match by followers, first match wins)."""
     table: dict[tuple[str, str, str], dict[str, Any]] = {}
     for b, c, tier, state, n in ledger.funnel(brand, campaign):
         # one row for the whole campaign ("all", sorted first) and one per tier
@@ -71,8 +108,18 @@ def merchant_snapshot(ledger: Ledger, brand: str | None = None, campaign: str | 
     for (b, _, tier), row in table.items():
         if tier == " all":
             brand_invited[b] += sum(row["states"].get(s, 0) for s in INVITED)
+    fewest = ledger.tier_followers([k for k in table if k[2] != " all"]) if not tier_order else {}
+
+    def order(key: tuple[str, str, str]) -> tuple[Any, ...]:
+        b, c, tier = key
+        if tier == " all":
+            return (b, c, 0)
+        if tier in tier_order:
+            return (b, c, 1, list(tier_order).index(tier))
+        return (b, c, 1, len(tier_order), -fewest.get((b, c, tier), -1), tier)
+
     rows = []
-    for (b, c, _), row in sorted(table.items()):
+    for (b, c, _), row in sorted(table.items(), key=lambda kv: order(kv[0])):
         st = row["states"]
         invited = sum(st.get(s, 0) for s in INVITED)
         taken = sum(st.get(s, 0) for s in TAKEN)
@@ -96,12 +143,13 @@ def merchant_snapshot(ledger: Ledger, brand: str | None = None, campaign: str | 
     return {"brand": brand, "campaign": campaign, "rows": rows}
 
 
-def report_data(ledger: Ledger, brand: str | None, campaign: str | None) -> dict[str, Any]:
+def report_data(ledger: Ledger, brand: str | None, campaign: str | None,
+                tier_order: Sequence[str] = ()) -> dict[str, Any]:
     """Everything the merchant report draws."""
     series: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for d, what, n in ledger.by_day(brand, campaign):
         series[d][what] += n
-    merchant = merchant_snapshot(ledger, brand, campaign)
+    merchant = merchant_snapshot(ledger, brand, campaign, tier_order)
     totals = next((r for r in merchant["rows"] if r["tier"] == "all"), None)
     return {
         "brand": brand, "campaign": campaign, "generated_at": datetime.now(timezone.utc).isoformat(),

@@ -39,7 +39,9 @@ def run_demo(
     # A realistic sandbox: some latency, a few ineligible creators, rare faults and lost answers.
     settings = SandboxSettings(latency_ms=40, jitter_ms=20, ineligible_permille=15, fault_rate=0.02,
                                lost_rate=0.02, seed=11)
-    results: dict[str, Any] = {"workdir": str(workdir)}
+    results: dict[str, Any] = {"workdir": str(workdir), "sandbox_settings": {
+        "fault_rate": settings.fault_rate, "lost_rate": settings.lost_rate, "latency_ms": settings.latency_ms,
+        "jitter_ms": settings.jitter_ms, "ineligible_permille": settings.ineligible_permille}}
     try:
         with SandboxServer(settings) as sandbox:
             results["sandbox"] = sandbox.url
@@ -56,7 +58,9 @@ def run_demo(
             results["dry_run"] = dry_run(campaign, ledger, sandbox.url, include_requests=False)
             show("dry-run", results["dry_run"])
 
-            step("4/5 execute", f"send them to the sandbox at {sandbox.url} (faults and lost answers switched on)")
+            step("4/5 execute", f"send them to the sandbox at {sandbox.url}, which fails {settings.fault_rate:.0%} "
+                                f"of requests and cuts off {settings.lost_rate:.0%} of the answers to creates "
+                                f"on purpose")
             results["execute"] = execute(campaign, ledger_path=ledger, base_url=sandbox.url,
                                          on_progress=on_progress)
             show("execute", results["execute"])

@@ -20,10 +20,11 @@ from trendio_cli.errors import EXIT_QUOTA, EXIT_REFUSED, BadInput, ProblemsFound
 from trendio_cli.executor import EXIT_INTERRUPTED, Counts, ExecuteOptions, Executor, Stop
 from trendio_cli.inputs import is_plan_file, load_campaign_inputs, load_plan
 from trendio_cli.ledger import Ledger, iso
-from trendio_cli.output import STATUS_BY_EXIT
+from trendio_cli.output import STATUS_BY_EXIT, shown_url
 from trendio_cli.pacing import Pacer, PaceRule, scope_key
 from trendio_cli.planner import LedgerState, Plan, check_not_ended, end_time, make_plan, without_creators
 from trendio_cli.quota import OutreachWeek, QuotaDay
+from trendio_cli.views import send_rate
 
 
 def preview(source: Path, ledger_path: str) -> Plan:
@@ -147,7 +148,8 @@ async def _execute_brands(by_brand: dict[str, list[Any]], creds: dict[str, Any],
             outcome["exit_code"] = max(outcome["exit_code"], result["exit_code"])
             if result["exit_code"] in (EXIT_QUOTA, EXIT_REFUSED, EXIT_INTERRUPTED):
                 break  # this brand is done for now; the others go on
-        outcome["status"] = STATUS_BY_EXIT.get(int(outcome["exit_code"]), "error")
+        code = int(outcome["exit_code"])
+        outcome["status"] = "interrupted" if code == EXIT_INTERRUPTED else STATUS_BY_EXIT.get(code, "error")
         return outcome
 
     brands = await asyncio.gather(*(one_brand(b, items) for b, items in sorted(by_brand.items())))
@@ -164,6 +166,8 @@ async def _execute(source, campaign: Campaign, creators, saved_plan, ledger_path
     started = time.monotonic()
     ledger = Ledger.open(ledger_path)
     brand = campaign.brand
+    new_ledger = ledger.created
+    known_before = any(s != "planned" for s in ledger.invitation_states(brand))
     run_id = ledger.start_run(brand=brand, campaign=campaign.campaign, command="execute",
                               plan_id=saved_plan.plan_id if saved_plan else None)
     plan: Plan | None = None
@@ -246,6 +250,8 @@ async def _execute(source, campaign: Campaign, creators, saved_plan, ledger_path
                       errors=errors)
     quota_day = QuotaDay.at(datetime.now(timezone.utc), campaign.limits.quota_timezone)
     used = ledger.calls_used(brand, quota_day.day)
+    rate = send_rate(ledger.send_times(run_id=run_id))  # over the sending span, as the ops dashboard
+    shown_ledger = ledger.path
     await _cleanup(ledger, brand, run_id, heartbeat, loop if running is None else None)
     return {
         "run_id": run_id,
@@ -257,7 +263,13 @@ async def _execute(source, campaign: Campaign, creators, saved_plan, ledger_path
         "stop_reason": stop.reason if stop else None,
         "counts": counts,
         "duration_s": round(duration, 3),
-        "requests_per_second": round(counts["requests"] / duration, 2) if duration > 0 else 0.0,
+        "requests_per_second": rate["requests_per_second"],
+        "rate": rate,
+        "ledger": shown_ledger,
+        "new_ledger": new_ledger,
+        "base_url": shown_url(url),
+        "left_out": dict(plan.skipped) if plan is not None else {},
+        "warnings": _conflict_warnings(counts, brand, shown_ledger, known_before),
         "quota": {"day": quota_day.day, "used": used, "limit": campaign.limits.daily_requests,
                   "left": max(0, campaign.limits.daily_requests - used),
                   "resets_at": quota_day.resets_at.isoformat()},
@@ -308,6 +320,20 @@ def adopt_open_ids(ledger: Ledger, brand: str, creators: list[Creator]) -> int:
         return 0
     return ledger.adopt_open_ids(brand, {c.creator_user_id: c.creator_id for c in creators
                                          if c.creator_user_id in plain and c.creator_user_id != c.creator_id})
+
+
+def _conflict_warnings(counts: dict[str, int], brand: str, ledger: str, known_before: bool) -> list[str]:
+    """Most pairs answered as conflicts: the platform has invitations this ledger does not know of. On a ledger
+    that held nothing of the brand, that usually means the real ledger is elsewhere."""
+    answered = sum(counts.get(k, 0) for k in ("sent", "conflict", "ineligible", "failed"))
+    conflicts = counts.get("conflict", 0)
+    if not conflicts or conflicts * 2 <= answered:
+        return []
+    head = f"{conflicts} of {answered} invitations came back as conflicts: the platform already has them"
+    if not known_before:
+        return [f"{head}, but the ledger {ledger} held nothing of brand {brand} before this run. Is the real "
+                f"ledger elsewhere? (--ledger or TRENDIO_LEDGER name it)"]
+    return [f"{head}, and the ledger {ledger} did not know: is another ledger or tool inviting for brand {brand}?"]
 
 
 def _stop_for_deferred_work(executor: Executor, plan: Plan) -> None:

@@ -7,26 +7,30 @@ import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from trendio_cli.errors import BadInput, LedgerError
 from trendio_cli.ledger import SCHEMA_VERSION, Ledger
+from trendio_cli.output import private_file
 
 FORMAT = "trendio-ledger-export"
 
 
 def export_ledger(ledger_path: str, out: Path | None) -> dict[str, int]:
+    """Write the export to `out` (0600, whole or not at all: it is a full copy of the ledger) or stdout."""
+    with Ledger.open(ledger_path, readonly=True, migrate=True, must_exist=True) as ledger:
+        if out is None:
+            return _write_export(ledger, sys.stdout)
+        with private_file(out) as fh:
+            return _write_export(ledger, fh)
+
+
+def _write_export(ledger: Ledger, fh: IO[str]) -> dict[str, int]:
     counts: dict[str, int] = {}
-    fh = open(out, "w", encoding="utf-8") if out else sys.stdout  # noqa: SIM115
-    try:
-        with Ledger.open(ledger_path, readonly=True, migrate=True) as ledger:
-            fh.write(json.dumps({"format": FORMAT, "version": 1, "schema": SCHEMA_VERSION}) + "\n")
-            for table, row in ledger.export_rows():
-                fh.write(json.dumps({"table": table, "row": row}, ensure_ascii=False) + "\n")
-                counts[table] = counts.get(table, 0) + 1
-    finally:
-        if out:
-            fh.close()
+    fh.write(json.dumps({"format": FORMAT, "version": 1, "schema": SCHEMA_VERSION}) + "\n")
+    for table, row in ledger.export_rows():
+        fh.write(json.dumps({"table": table, "row": row}, ensure_ascii=False) + "\n")
+        counts[table] = counts.get(table, 0) + 1
     return counts
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from trendio_cli.campaign import Limits
 from trendio_cli.ledger import Ledger
@@ -15,7 +16,7 @@ def quota_view(ledger_path: str, brand: str | None = None, limits: Limits | None
     now = datetime.now(timezone.utc)
     day = QuotaDay.at(now, limits.quota_timezone)
     week = OutreachWeek.at(now, limits)
-    with Ledger.open(ledger_path, readonly=True, migrate=True) as ledger:
+    with Ledger.open(ledger_path, readonly=True, migrate=True, must_exist=True) as ledger:
         brands = [brand] if brand else ledger.brands()
         rows = []
         for b in brands:
@@ -26,10 +27,16 @@ def quota_view(ledger_path: str, brand: str | None = None, limits: Limits | None
                 "requests": {"day": day.day, "used": used, "limit": limits.daily_requests,
                              "reserve": limits.reserve_requests, "left": max(0, limits.daily_requests - used),
                              "left_for_invitations": max(0, limits.daily_requests - limits.reserve_requests - used),
-                             "resets_at": day.resets_at.isoformat(), "by_endpoint": ledger.calls_by(b, day.day)},
+                             "resets_at": in_zone(day.resets_at, limits.quota_timezone),
+                             "by_endpoint": ledger.calls_by(b, day.day)},
                 "outreach": {"week_start": week.starts_at.isoformat(), "used": outreach,
                              "limit": limits.outreach_per_week,
                              "left": max(0, limits.outreach_per_week - outreach),
-                             "resets_at": week.resets_at.isoformat()},
+                             "resets_at": in_zone(week.resets_at, limits.outreach_timezone)},
             })
     return {"brands": rows}
+
+
+def in_zone(moment: datetime, tz: str) -> str:
+    """A reset time in the zone its rule is set in (ISO-8601 with the offset): where it is a round hour."""
+    return moment.astimezone(ZoneInfo(tz)).isoformat()

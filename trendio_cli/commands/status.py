@@ -1,4 +1,5 @@
-"""`trendio status`, `trendio runs` and `trendio quota`: views of the ledger (read only)."""
+"""`trendio status` and `trendio runs`: views of the ledger (read only; a missing ledger is an error, never
+an empty view)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from trendio_cli.quota import QuotaDay
 
 
 def ledger_status(ledger_path: str, brand: str | None = None) -> dict[str, Any]:
-    with Ledger.open(ledger_path, readonly=True, migrate=True) as ledger:
+    with Ledger.open(ledger_path, readonly=True, migrate=True, must_exist=True) as ledger:
         brands = [brand] if brand else ledger.brands()
         today = QuotaDay.at(datetime.now(timezone.utc))
         out = []
@@ -26,5 +27,5 @@ def ledger_status(ledger_path: str, brand: str | None = None) -> dict[str, Any]:
 
 
 def run_history(ledger_path: str, limit: int = 20, brand: str | None = None) -> dict[str, Any]:
-    with Ledger.open(ledger_path, readonly=True, migrate=True) as ledger:
+    with Ledger.open(ledger_path, readonly=True, migrate=True, must_exist=True) as ledger:
         return {"ledger": ledger.path, "runs": ledger.runs(limit=limit, brand=brand)}
