@@ -222,4 +222,4 @@ def test_a_postgresql_ledger_runs_and_its_views_join(fresh_pg, tmp_path, sandbox
         rows = conn.execute("SELECT handle, tier, run_command FROM invitation_details").fetchall()
         per_day = conn.execute("SELECT brand, requests FROM requests_per_day").fetchall()
     assert len(rows) == 30 and all(r[0] and r[1] and r[2] == "execute" for r in rows)
-    assert per_day == [("testbrand", 1)]
+    assert per_day == [("testbrand", 3)]  # a create, the outreach figures and one eligibility check
