@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 
 import httpx
@@ -48,7 +49,7 @@ def test_ops_dashboard_numbers_match_the_platforms(ran):
     assert "API usage" in text and "testbrand" in text and "Runs" in text
 
 
-def test_merchant_dashboard_per_campaign_and_tier(ran):
+def test_merchant_dashboard_shows_what_the_client_pays_for(ran):
     campaign, ledger, stats = ran
     doc = json_out(run_cli("dashboard", "merchant", "--json", env={"TRENDIO_LEDGER": str(ledger)}, check=0))
     rows = {r["tier"]: r for r in doc["rows"]}
@@ -58,9 +59,18 @@ def test_merchant_dashboard_per_campaign_and_tier(ran):
     assert total["showcased"] + total["waiting"] + total["expired"] == total["invited"]
     assert total["showcased"] >= total["content"] and total["showcased"] > 0
     assert total["showcase_rate"] == round(total["showcased"] / total["invited"], 4)
-    # the shop's requests (the auth host's token refresh is not one)
-    shop_requests = stats["requests"] - stats["refreshes"]
-    assert total["requests_per_invitation"] == round(shop_requests / total["invited"], 4)
+    conn = sqlite3.connect(ledger)
+    orders, gmv = conn.execute("SELECT COUNT(DISTINCT order_id), SUM(gmv) FROM orders "
+                               "WHERE status != 'CANCELLED'").fetchone()
+    assert total["orders"] == orders > 0 and total["gmv"] == round(gmv, 2)
+    assert total["gmv_per_invitation"] == round(gmv / total["invited"], 2)
+    assert sum(r["orders"] for r in rows.values()) <= total["orders"]  # (a sale by an unknown username has no tier)
+    top = doc["top_creators"]
+    assert top and [t["gmv"] for t in top] == sorted((t["gmv"] for t in top), reverse=True)
+    assert doc["top_products"][0]["gmv"] <= total["gmv"]
+    assert "requests_per_invitation" not in total and "error_rate" not in total  # API usage is the ops view's
+    text = run_cli("dashboard", "merchant", env={"TRENDIO_LEDGER": str(ledger), "COLUMNS": "160"}, check=0).stdout
+    assert "Top creators by GMV" in text and "Top products by GMV" in text and "GMV" in text
 
 
 def test_report_is_one_self_contained_file(ran, tmp_path):
@@ -69,8 +79,34 @@ def test_report_is_one_self_contained_file(ran, tmp_path):
     run_cli("report", campaign, "--html", out, env={"TRENDIO_LEDGER": str(ledger)}, check=0)
     page = out.read_text()
     assert page.count('<svg class="chart"') == 4
+    assert "Top creators by GMV" in page and "Period covered" in page
+    import json as _json
+
+    data = _json.loads(re.search(r'<script type="application/json" id="data">(.*?)</script>', page).group(1))
+    days = [d["date"] for d in data["days"]]
+    assert days[0] == data["period"]["from"] and days[-1] == data["period"]["to"]
+    from datetime import date, timedelta
+
+    assert days == [(date.fromisoformat(days[0]) + timedelta(days=i)).isoformat() for i in range(len(days))]
     assert not re.search(r'(src|href)="https?://', page)  # nothing fetched at view time
     assert "test-campaign" in page
+
+
+def test_the_reports_days_run_on_a_real_date_axis_with_quiet_days_at_zero(tmp_path):
+    from trendio_cli import views
+    from trendio_cli.ledger import Ledger
+
+    with Ledger.open(tmp_path / "l.db") as led:
+        run = led.start_run(brand="b", campaign="c", command="test")
+        led.insert_planned("b", "c", run, [("a", "1", "mid", "k1"), ("z", "1", "mid", "k2")])
+    conn = sqlite3.connect(tmp_path / "l.db")
+    conn.execute("UPDATE invitations SET state = 'sent', collaboration_id = 'col', claimed_at = CASE creator_id "
+                 "WHEN 'a' THEN '2026-11-01T10:00:00.000000Z' ELSE '2026-11-05T10:00:00.000000Z' END")
+    conn.commit()
+    with Ledger.open(tmp_path / "l.db", readonly=True) as led:
+        data = views.report_data(led, "b", "c")
+    assert data["period"] == {"from": "2026-11-01", "to": "2026-11-05", "days": 5}
+    assert [d["invited"] for d in data["days"]] == [1, 0, 0, 0, 1]
 
 
 @pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"), reason="no chromium here (CI installs it)")

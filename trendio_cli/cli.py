@@ -764,8 +764,8 @@ def dashboard_cmd(
 
     `ops`: requests used and left today per brand and endpoint, requests per second over the last
     minutes, errors by class and code, retries, pending pairs, who holds each brand's lock, the last runs.
-    `merchant`: per campaign and tier: invited, accepted, declined, waiting, acceptance rate, invitations
-    per day, API requests per invitation, error rate.
+    `merchant`: what the client pays for, per campaign and tier: invitations, showcases, content, orders,
+    GMV, commission, GMV per invitation, showcase rate; then the top creators and products by GMV.
     """
     import time
 
@@ -816,25 +816,26 @@ def report_cmd(
     ledger: LedgerOpt = "trendio.db",
     as_json: JsonOpt = False,
 ) -> None:
-    """A merchant report in one self-contained HTML file (no network needed to view it): invitations
-    and acceptances over time, the funnel, results by tier, API requests per day against the quota."""
+    """A merchant report in one self-contained HTML file (no network needed to view it): what the client pays
+    for: invitations, showcases, content and orders, GMV and commission, per day over the period covered and
+    per tier, and the top creators and products by GMV. (API usage is the ops dashboard's.)"""
     from trendio_cli import report, views
     from trendio_cli.inputs import load_campaign_inputs
     from trendio_cli.ledger import Ledger
     from trendio_cli.output import write_private
 
-    limit = 10_000
     campaign_id = campaign
     tier_order: list[str] = []
     if Path(campaign).is_file():
         spec = load_campaign_inputs(Path(campaign)).campaign
-        campaign_id, brand, limit = spec.campaign, spec.brand, spec.limits.daily_requests
+        campaign_id, brand = spec.campaign, spec.brand
         tier_order = [t.name for t in spec.tiers]
     with Ledger.open(str(ledger), readonly=True, migrate=True, must_exist=True) as led:
         data = views.report_data(led, brand, campaign_id, tier_order)
-    write_private(html_out, report.render_report(data, daily_limit=limit))  # 0600, as the ledger it shows
+    write_private(html_out, report.render_report(data))  # 0600, as the ledger it shows
     if as_json:
-        emit_json(envelope("report", 0, html=str(html_out), totals=data["totals"], days=len(data["days"])))
+        emit_json(envelope("report", 0, html=str(html_out), totals=data["totals"], days=len(data["days"]),
+                           period=data["period"]))
     else:
         say(f"report written to {clean(html_out)}")
 

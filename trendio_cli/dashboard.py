@@ -63,16 +63,26 @@ def ops_view(snap: dict[str, Any], width: int = 120) -> Group:
     )
 
 
-def merchant_view(snap: dict[str, Any], width: int = 120) -> Panel:
+def merchant_view(snap: dict[str, Any], width: int = 120) -> Group:
+    """What the client pays for: the funnel per campaign and tier, then the top creators and products by GMV."""
+    inner = max(20, width - PANEL_EDGES)
     # one row per campaign (all its tiers), then one per tier, in the campaign's order
-    t = Rows("", ("campaign / tier", "invited", "showcased", "content", "waiting", "showcase rate", "inv/day",
-                  "req/inv", "errors"), drop=(6, 8, 7))
+    t = Rows("", ("campaign / tier", "invited", "showcased", "content", "orders", "GMV", "commission",
+                  "GMV/inv", "showcase rate", "waiting"), drop=(9, 7, 6))
     for r in snap["rows"]:
         t.add(f"{r['brand']}/{r['campaign']}" if r["tier"] == "all" else f"  {r['tier']}", f"{r['invited']:,}",
-              f"{r['showcased']:,}", f"{r['content']:,}", f"{r['waiting']:,}",
-              "-" if r["showcase_rate"] is None else f"{r['showcase_rate']:.1%}",
-              f"{r['invitations_per_day']:.0f}" if "invitations_per_day" in r else "",
-              "-" if r.get("requests_per_invitation") is None else f"{r['requests_per_invitation']:.3f}",
-              f"{r['error_rate']:.2%}")
-    body = fit(t, max(20, width - PANEL_EDGES)) if snap["rows"] else Text("no invitations yet")
-    return Panel(body, title="Campaign performance")
+              f"{r['showcased']:,}", f"{r['content']:,}", f"{r['orders']:,}", f"{r['gmv']:,.2f}",
+              f"{(r['commission_actual'] or r['commission_estimated']):,.2f}",
+              "-" if r["gmv_per_invitation"] is None else f"{r['gmv_per_invitation']:,.2f}",
+              "-" if r["showcase_rate"] is None else f"{r['showcase_rate']:.1%}", f"{r['waiting']:,}")
+    panels = [Panel(fit(t, inner) if snap["rows"] else Text("no invitations yet"), title="Campaign performance")]
+    for key, title, name in (("top_creators", "Top creators by GMV", "creator"),
+                             ("top_products", "Top products by GMV", "product")):
+        if snap.get(key):
+            top = Rows("", (name, "orders", "GMV", "commission"), left=(0,))
+            for x in snap[key]:
+                label = f"{x['name']} ({x['id']})" if x.get("name") and x.get("id") else x.get("name") or x["id"]
+                top.add(label or "-", f"{x['orders']:,}", f"{x['gmv']:,.2f}",
+                        f"{(x['commission_actual'] or x['commission_estimated']):,.2f}")
+            panels.append(Panel(fit(top, inner), title=title))
+    return Group(*panels)

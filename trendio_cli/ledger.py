@@ -1338,16 +1338,61 @@ class Ledger:
             f"AND state = 'content' GROUP BY 1", [*args, *args, *args]).fetchall()
         return sorted(r for r in rows if r[0])
 
+    # orders, as a merchant reads them: a collaboration belongs to one campaign (its create request's); a sale to
+    # the tier of the creator who made it, when the order names the creator (by username) and sync knew it
+    _ORDERS = (
+        "FROM orders o LEFT JOIN (SELECT brand, collaboration_id, MIN(campaign) AS campaign FROM invitations "
+        "WHERE collaboration_id IS NOT NULL GROUP BY brand, collaboration_id) c ON c.brand = o.brand "
+        "AND c.collaboration_id = o.collaboration_id "
+        "LEFT JOIN (SELECT brand, collaboration_id, creator_id, MIN(tier) AS tier FROM invitations "
+        "WHERE collaboration_id IS NOT NULL GROUP BY brand, collaboration_id, creator_id) t ON t.brand = o.brand "
+        "AND t.collaboration_id = o.collaboration_id AND t.creator_id = o.creator_id "
+        "WHERE o.status != 'CANCELLED'")
+    _SALES = ("COUNT(DISTINCT o.order_id), COALESCE(SUM(o.gmv), 0), COALESCE(SUM(o.estimated_commission), 0), "
+              "COALESCE(SUM(o.actual_commission), 0)")
+
+    def _orders_where(self, brand: str | None, campaign: str | None) -> tuple[str, list[Any]]:
+        sql, args = "", []
+        if brand:
+            sql, args = sql + " AND o.brand = ?", [*args, brand]
+        if campaign:
+            sql, args = sql + " AND c.campaign = ?", [*args, campaign]
+        return sql, args
+
+    def sales(self, brand: str | None = None, campaign: str | None = None
+              ) -> list[tuple[str, str, str, int, float, float, float]]:
+        """(brand, campaign, tier, orders, GMV, estimated commission, actual commission); cancelled orders left
+        out, refunds deducted in the actual commission."""
+        where, args = self._orders_where(brand, campaign)
+        return self.conn.execute(
+            f"SELECT o.brand, COALESCE(c.campaign, ''), COALESCE(t.tier, ''), {self._SALES} {self._ORDERS}{where} "
+            "GROUP BY 1, 2, 3", args).fetchall()
+
+    def sales_by_day(self, brand: str | None = None, campaign: str | None = None
+                     ) -> list[tuple[str, int, float, float, float]]:
+        """(UTC day the order was placed, orders, GMV, estimated and actual commission)."""
+        where, args = self._orders_where(brand, campaign)
+        return self.conn.execute(
+            f"SELECT substr(o.created_at, 1, 10), {self._SALES} {self._ORDERS}{where} AND o.created_at IS NOT NULL "
+            "GROUP BY 1 ORDER BY 1", args).fetchall()
+
+    def top_sellers(self, by: str, brand: str | None = None, campaign: str | None = None, n: int = 10
+                    ) -> list[tuple[str, str, int, float, float, float]]:
+        """The best `n` creators (`by="creator"`: open id, username) or products (`by="product"`: id, "") by GMV,
+        each with orders, GMV, estimated and actual commission."""
+        where, args = self._orders_where(brand, campaign)
+        key = ("COALESCE(o.creator_id, ''), MAX(o.creator_username)" if by == "creator"
+               else "o.product_id, ''")
+        group = "COALESCE(o.creator_id, ''), CASE WHEN o.creator_id IS NULL THEN o.creator_username END" \
+            if by == "creator" else "o.product_id"
+        return self.conn.execute(
+            f"SELECT {key}, {self._SALES} {self._ORDERS}{where} GROUP BY {group} ORDER BY 4 DESC, 1 LIMIT ?",
+            [*args, n]).fetchall()
+
     def active_days(self, brand: str | None = None) -> dict[tuple[str, str], int]:
         """Days on which each (brand, campaign) claimed invitations."""
         sql = ("SELECT brand, COALESCE(campaign, ''), COUNT(DISTINCT substr(claimed_at, 1, 10)) FROM invitations "
                "WHERE claimed_at IS NOT NULL" + (" AND brand = ?" if brand else "") + " GROUP BY 1, 2")
-        return {(b, c): n for b, c, n in self.conn.execute(sql, (brand,) if brand else ())}
-
-    def requests_by_campaign(self, brand: str | None = None) -> dict[tuple[str, str], int]:
-        """API calls made by runs of each (brand, campaign)."""
-        sql = ("SELECT r.brand, COALESCE(r.campaign, ''), COUNT(*) FROM api_calls a JOIN runs r ON r.id = a.run_id"
-               + (" WHERE r.brand = ?" if brand else "") + " GROUP BY 1, 2")
         return {(b, c): n for b, c, n in self.conn.execute(sql, (brand,) if brand else ())}
 
     # --- moving a ledger ----------------------------------------------------------------------

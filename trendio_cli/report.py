@@ -6,8 +6,8 @@ import html
 import json
 from typing import Any
 
-COLORS = {"invited": "#4e79a7", "showcased": "#59a14f", "content": "#e15759", "waiting": "#bab0ac",
-          "expired": "#f28e2b", "used": "#4e79a7", "limit": "#e15759"}
+COLORS = {"invited": "#4e79a7", "showcased": "#59a14f", "content": "#edc948", "orders": "#b07aa1",
+          "waiting": "#bab0ac", "expired": "#f28e2b", "gmv": "#59a14f", "commission": "#e15759"}
 
 
 def _esc(value: Any) -> str:
@@ -37,7 +37,7 @@ def bar_chart(title: str, labels: list[str], series: dict[str, list[float]], *, 
             x = pad_l + gi * group_w + (group_w - k * bar_w) / 2 + si * bar_w
             color = COLORS.get(name, "#76b7b2")
             parts.append(_bar(x, pad_t + inner_h - h, bar_w, h, color, f"{label} {name}: {v:,.0f}"))
-        if n <= 16 or gi % max(1, n // 12) == 0:
+        if n <= 16 or gi % max(1, n // 12) == 0:  # a label every few days on a long period
             parts.append(f'<text x="{pad_l + gi * group_w + group_w / 2:.1f}" y="{height - pad_b + 16}" class="axis" '
                          f'text-anchor="middle">{_esc(label[5:] if len(label) == 10 else label)}</text>')
     if limit:
@@ -128,44 +128,70 @@ def _bar(x: float, y: float, w: float, h: float, color: str, tip: str) -> str:
             f'<title>{_esc(tip)}</title></rect>')
 
 
-def render_report(data: dict[str, Any], daily_limit: int = 10_000) -> str:
+def render_report(data: dict[str, Any]) -> str:
+    """What a client pays for: invitations -> showcases -> content -> orders, GMV and commission, per tier and
+    per day (every day of the period, activity or not), and the creators and products that sold."""
     days = data["days"]
     labels = [d["date"] for d in days]
-    totals = data["totals"] or {"invited": 0, "showcased": 0, "content": 0, "expired": 0, "waiting": 0,
-                                "showcase_rate": None, "requests_per_invitation": None}
+    totals = data["totals"] or {"invited": 0, "showcased": 0, "content": 0, "orders": 0, "gmv": 0.0,
+                                "commission_estimated": 0.0, "commission_actual": 0.0, "waiting": 0,
+                                "showcase_rate": None, "gmv_per_invitation": None}
+    commission = totals["commission_actual"] or totals["commission_estimated"]
+    period = data.get("period")
     kpis = [("invitations", f"{totals['invited']:,}"), ("showcased", f"{totals['showcased']:,}"),
-            ("showcase rate", _rate(totals.get("showcase_rate"))),
-            ("waiting for an answer", f"{totals['waiting']:,}"),
-            ("API requests per invitation",
-             "-" if totals.get("requests_per_invitation") is None else f"{totals['requests_per_invitation']:.3f}")]
+            ("showcase rate", _rate(totals.get("showcase_rate"))), ("posted content", f"{totals['content']:,}"),
+            ("orders", f"{totals['orders']:,}"), ("GMV", f"{totals['gmv']:,.2f}"),
+            ("commission", f"{commission:,.2f}"),
+            ("GMV per invitation", "-" if totals.get("gmv_per_invitation") is None
+             else f"{totals['gmv_per_invitation']:,.2f}")]
     charts = [
-        bar_chart("Invitations and showcases per day", labels,
-                  {"invited": [d.get("invited", 0) for d in days], "showcased": [d.get("showcased", 0) for d in days]},
-                  chart_id="per-day"),
+        bar_chart("Invitations, showcases and content per day", labels,
+                  {k: [d.get(k, 0) for d in days] for k in ("invited", "showcased", "content")}, chart_id="per-day"),
+        bar_chart("GMV and commission per day", labels,
+                  {k: [d.get(k, 0) for d in days] for k in ("gmv", "commission")}, chart_id="gmv-per-day"),
         hbar_chart("Funnel", [("invited", {"invited": totals["invited"]}),
                               ("showcased", {"showcased": totals["showcased"]}),
-                              ("content", {"content": totals["content"]})], chart_id="funnel"),
-        hbar_chart("Results by tier", [(t["tier"], {"showcased": t["showcased"], "content": t["content"],
-                                                     "waiting": t["waiting"], "expired": t["expired"]})
+                              ("content", {"content": totals["content"]}),
+                              ("orders", {"orders": totals["orders"]})], chart_id="funnel"),
+        hbar_chart("Results by tier", [(t["tier"], {"showcased": t["showcased"] - t["content"],
+                                                     "content": t["content"], "waiting": t["waiting"],
+                                                     "expired": t["expired"]})
                                        for t in data["tiers"]], chart_id="tiers"),
-        bar_chart("API requests per day (quota)", [q["date"] for q in data["quota"]],
-                  {"used": [q["used"] for q in data["quota"]]}, limit=daily_limit, chart_id="quota"),
     ]
     tier_rows = "".join(
         f"<tr><td>{_esc(t['tier'])}</td><td>{t['invited']:,}</td><td>{t['showcased']:,}</td>"
-        f"<td>{t['content']:,}</td><td>{t['waiting']:,}</td><td>{_rate(t['showcase_rate'])}</td></tr>"
-        for t in data["tiers"])
+        f"<td>{t['content']:,}</td><td>{t['orders']:,}</td><td>{t['gmv']:,.2f}</td>"
+        f"<td>{(t['commission_actual'] or t['commission_estimated']):,.2f}</td>"
+        f"<td>{_rate(t['showcase_rate'])}</td></tr>" for t in data["tiers"])
+
+    def sellers(rows: list[dict[str, Any]], what: str) -> str:
+        if not rows:
+            return f"<p class=\"sub\">No {what} sold anything yet.</p>"
+        body = "".join(f"<tr><td>{_esc(r['name'] or r['id'] or '-')}</td><td>{r['orders']:,}</td>"
+                       f"<td>{r['gmv']:,.2f}</td><td>{(r['commission_actual'] or r['commission_estimated']):,.2f}"
+                       f"</td></tr>" for r in rows)
+        return (f"<table><tr><th>{_esc(what)}</th><th>orders</th><th>GMV</th><th>commission</th></tr>"
+                f"{body}</table>")
+
     title = " / ".join(x for x in (data.get("brand"), data.get("campaign")) if x) or "all campaigns"
+    covered = (f"Period covered: {_esc(period['from'])} to {_esc(period['to'])} ({period['days']} days)."
+               if period else "No activity yet.")
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>trendio report: {_esc(title)}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1"><style>{STYLE}</style></head>
 <body><h1>Campaign report: {_esc(title)}</h1>
 <p class="sub">Generated {_esc(data['generated_at'][:16].replace('T', ' '))} UTC by trendio from its ledger.
-{totals['showcased']:,} of {totals['invited']:,} invitations taken up (showcased) so far.</p>
+{covered} {totals['showcased']:,} of {totals['invited']:,} invitations taken up (showcased) so far.</p>
 <div class="kpis">{''.join(f'<div class="kpi"><b>{_esc(v)}</b><span>{_esc(k)}</span></div>' for k, v in kpis)}</div>
 {''.join(charts)}
-<table><tr><th>tier</th><th>invited</th><th>showcased</th><th>content</th><th>waiting</th><th>showcase rate</th></tr>
+<h2>By tier</h2>
+<table><tr><th>tier</th><th>invited</th><th>showcased</th><th>content</th><th>orders</th><th>GMV</th>
+<th>commission</th><th>showcase rate</th></tr>
 {tier_rows}</table>
+<h2>Top creators by GMV</h2>
+{sellers(data.get("top_creators") or [], "creator")}
+<h2>Top products by GMV</h2>
+{sellers(data.get("top_products") or [], "product")}
 <script type="application/json" id="data">{_script_json(data)}</script>
 <script>{SELF_CHECK}</script>
 </body></html>

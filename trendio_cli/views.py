@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from trendio_cli.api.answers import Outcome
@@ -93,21 +93,25 @@ def ops_snapshot(ledger: Ledger, now: datetime | None = None, minutes: int = 10,
 
 def merchant_snapshot(ledger: Ledger, brand: str | None = None, campaign: str | None = None,
                       tier_order: Sequence[str] = ()) -> dict[str, Any]:
-    """Campaign performance, per campaign and tier: for the brands. Tiers in the campaign's order: as
-    `tier_order` gives it, else by their creators' followers (tiers match by followers, first match wins)."""
+    """What a client pays for, per campaign and tier: invitations, showcases, content, orders, GMV and
+    commission. Tiers in the campaign's order: as `tier_order` gives it, else by their creators' followers
+    (tiers match by followers, first match wins). API usage is the ops dashboard's."""
     table: dict[tuple[str, str, str], dict[str, Any]] = {}
+
+    def row_of(key: tuple[str, str, str]) -> dict[str, Any]:
+        return table.setdefault(key, {"tier": key[2].strip(), "states": defaultdict(int),
+                                      "sales": [0, 0.0, 0.0, 0.0]})
+
     for b, c, tier, state, n in ledger.funnel(brand, campaign):
         # one row for the whole campaign ("all", sorted first) and one per tier
         for key in ((b, c, " all"), (b, c, tier or "-")):
-            row = table.setdefault(key, {"tier": key[2].strip(), "states": defaultdict(int)})
-            row["states"][state] += n
-    requests = ledger.requests_by_campaign(brand)
+            row_of(key)["states"][state] += n
+    for b, c, tier, orders, gmv, estimated, actual in ledger.sales(brand, campaign):
+        for key in ((b, c, " all"), (b, c, tier or "-")):
+            sales = row_of(key)["sales"]
+            for i, v in enumerate((orders, gmv, estimated, actual)):
+                sales[i] += v
     active_days = ledger.active_days(brand)
-    # calls of runs that serve the whole brand (syncs) are shared among its campaigns by invitations
-    brand_invited: dict[str, int] = defaultdict(int)
-    for (b, _, tier), row in table.items():
-        if tier == " all":
-            brand_invited[b] += sum(row["states"].get(s, 0) for s in INVITED)
     fewest = ledger.tier_followers([k for k in table if k[2] != " all"]) if not tier_order else {}
 
     def order(key: tuple[str, str, str]) -> tuple[Any, ...]:
@@ -123,38 +127,54 @@ def merchant_snapshot(ledger: Ledger, brand: str | None = None, campaign: str | 
         st = row["states"]
         invited = sum(st.get(s, 0) for s in INVITED)
         taken = sum(st.get(s, 0) for s in TAKEN)
-        claimed = invited + sum(st.get(s, 0) for s in NOT_SENT) + st.get("pending", 0)
+        orders, gmv, estimated, actual = row["sales"]
         out = {
             "brand": b, "campaign": c, "tier": row["tier"], "invited": invited, "showcased": taken,
             "content": st.get("content", 0), "expired": st.get("expired", 0), "waiting": st.get("sent", 0),
             "pending": st.get("pending", 0), "not_sent": {s: st[s] for s in NOT_SENT if st.get(s)},
             "showcase_rate": round(taken / invited, 4) if invited else None,
-            "error_rate": round(st.get("failed", 0) / claimed, 4) if claimed else 0.0,
+            "orders": int(orders), "gmv": round(gmv, 2), "commission_estimated": round(estimated, 2),
+            "commission_actual": round(actual, 2),
+            "gmv_per_invitation": round(gmv / invited, 2) if invited else None,
         }
         if row["tier"] == "all":
-            shared = requests.get((b, ""), 0) if c else 0
-            n_req = requests.get((b, c), 0) + (shared * invited / brand_invited[b] if brand_invited[b] else 0)
-            n_req = round(n_req, 1)
-            out["requests"] = n_req
-            out["requests_per_invitation"] = round(n_req / invited, 4) if invited else None
             active = active_days.get((b, c), 0)
             out["invitations_per_day"] = round(invited / active, 1) if active else 0.0
         rows.append(out)
-    return {"brand": brand, "campaign": campaign, "rows": rows}
+    top = {by: [{"id": i, "name": name, "orders": o, "gmv": round(g, 2), "commission_estimated": round(e, 2),
+                 "commission_actual": round(a, 2)} for i, name, o, g, e, a in ledger.top_sellers(by, brand, campaign)]
+           for by in ("creator", "product")}
+    return {"brand": brand, "campaign": campaign, "rows": rows, "top_creators": top["creator"],
+            "top_products": top["product"]}
 
 
 def report_data(ledger: Ledger, brand: str | None, campaign: str | None,
                 tier_order: Sequence[str] = ()) -> dict[str, Any]:
-    """Everything the merchant report draws."""
-    series: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    """Everything the merchant report draws: the funnel per tier, the top creators and products by GMV, and
+    every day of the period covered on a real date axis (days without activity are there, at zero)."""
+    series: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for d, what, n in ledger.by_day(brand, campaign):
         series[d][what] += n
+    for d, orders, gmv, estimated, actual in ledger.sales_by_day(brand, campaign):
+        series[d]["orders"] += orders
+        series[d]["gmv"] += round(gmv, 2)
+        series[d]["commission"] += round(actual or estimated, 2)
     merchant = merchant_snapshot(ledger, brand, campaign, tier_order)
     totals = next((r for r in merchant["rows"] if r["tier"] == "all"), None)
+    days = []
+    if series:
+        first, last = min(series), max(series)
+        day = date.fromisoformat(first)
+        while day.isoformat() <= last:
+            values = series.get(day.isoformat(), {})
+            days.append({"date": day.isoformat(), **{k: values.get(k, 0) for k in DAY_SERIES}})
+            day += timedelta(days=1)
     return {
         "brand": brand, "campaign": campaign, "generated_at": datetime.now(timezone.utc).isoformat(),
-        "days": [{"date": d, **dict(v)} for d, v in sorted(series.items())],
-        "tiers": [r for r in merchant["rows"] if r["tier"] != "all"],
-        "totals": totals,
-        "quota": [{"brand": b, "date": d, "used": u} for b, d, u in ledger.quota_days(brand)],
+        "period": {"from": days[0]["date"], "to": days[-1]["date"], "days": len(days)} if days else None,
+        "days": days, "tiers": [r for r in merchant["rows"] if r["tier"] != "all"], "totals": totals,
+        "top_creators": merchant["top_creators"], "top_products": merchant["top_products"],
     }
+
+
+DAY_SERIES = ("invited", "showcased", "content", "orders", "gmv", "commission")
