@@ -88,7 +88,7 @@ class LedgerState:
             model=OutcomeModel.fit(Answer(*row) for row in ledger.answers(
                 brand, iso((now - timedelta(days=campaign.lifecycle.answer_within_days)).timestamp()))),
             plain_ids=ledger.plain_ids(brand),
-            platform_outreach=_with_since(ledger, brand, ledger.outreach_quota(brand)),
+            platform_outreach=outreach_snapshot(ledger, brand),
         )
 
 
@@ -463,9 +463,9 @@ def make_plan(
     )
 
 
-def _with_since(ledger: Ledger, brand: str, snapshot: tuple[str, dict[str, Any]] | None
-                ) -> tuple[str, dict[str, Any]] | None:
+def outreach_snapshot(ledger: Ledger, brand: str) -> tuple[str, dict[str, Any]] | None:
     """The platform's outreach figures as last read, with the creators first contacted since that read."""
+    snapshot = ledger.outreach_quota(brand)
     if snapshot is None:
         return None
     read_at, data = snapshot

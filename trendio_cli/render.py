@@ -155,17 +155,22 @@ def plan_view(plan: dict[str, Any], console: Console = stdout) -> None:
     q = plan["quota"]
     cost = Rows("Requests", ("", "count"))
     cost.add("create requests", plan["requests"]["creates"])
-    cost.add("conflict checks (reconciliation)", plan["requests"]["conflict_checks"])
+    cost.add("reading back an interrupted run's creates", plan["requests"]["conflict_checks"])
+    cost.add("eligibility checks and outreach figures", plan["requests"].get("eligibility_checks", 0))
     cost.add("kept in reserve (syncs)", plan["requests"]["reserve"])
     cost.add(f"quota {q['day']}: used before", f"{q['used']} / {q['limit']}")
     cost.add("quota: used after", f"{q['after']} / {q['limit']}")
     o = plan["outreach"]
     cost.add("outreach this week: before -> after", f"{o['used']} -> {o['after']} / {o['limit']}")
     show(cost, console)
+    platform = o.get("platform")
+    if platform:
+        outreach_bands(platform, console)
     if plan["pairs"]:
         console.print(Text("The request count leaves out what only the platform's answers tell: retries, "
-                           "pairs it already has (conflicts), and requests split around ineligible creators.",
-                           style="dim"))
+                           "pairs it already has (conflicts), requests split around ineligible creators, and "
+                           "replacements for creators the eligibility check leaves out. The eligibility checks "
+                           "and outreach figures are asked only where the platform offers them.", style="dim"))
     if plan["skipped"]:
         skipped = Rows("Candidates left out", ("reason", "creators"))
         for reason, n in sorted(plan["skipped"].items(), key=lambda kv: -kv[1]):
@@ -182,6 +187,24 @@ def plan_view(plan: dict[str, Any], console: Console = stdout) -> None:
              ", ".join(f"{clean(d['date'][5:])} {d['outreach']}" for d in ahead))
     for note in plan["notes"]:
         line(console, "note: ", clean(note))
+
+
+def outreach_bands(platform: dict[str, Any], console: Console = stdout) -> None:
+    """The platform's own outreach figures (as last read): the shop's total and, per band of creator levels,
+    bonus (spent first) and period quota."""
+    if platform["unlimited"]:
+        line(console, "outreach quota (the platform's figures, read ", when(platform["read_at"]), "): unlimited")
+        return
+    line(console, "outreach quota (the platform's figures, read ", when(platform["read_at"]), "): ",
+         f"{platform['used']} used of {platform['total']}, {platform['used_since_read']} since, "
+         f"{platform['left']} left" if platform["total"] is not None else "no total given")
+    if platform["bands"]:
+        bands = Rows("Outreach by creator level", ("levels", "bonus used / quota", "period used / quota", "left"),
+                     left=(0,))
+        for b in platform["bands"]:
+            bands.add(", ".join(b["creator_levels"]) or "all", f"{b['bonus_used']} / {b['bonus']}",
+                      f"{b['period_used']} / {b['period']}", b["left"])
+        show(bands, console)
 
 
 def explain_view(r: dict[str, Any], console: Console = stdout) -> None:
@@ -344,6 +367,10 @@ def quota_view(result: dict[str, Any], console: Console = stdout) -> None:
         t.add(b["brand"], f"{r['used']} / {r['limit']}", r["left"], when(r["resets_at"]),
               f"{o['used']} / {o['limit']}", o["left"], when(o["resets_at"]))
     show(t, console, empty="no brand has used the API yet")
+    for b in result["brands"]:
+        if b["outreach"].get("platform"):
+            line(console, text(b["brand"], "bold"), ":")
+            outreach_bands(b["outreach"]["platform"], console)
 
 
 class ExecuteProgress:

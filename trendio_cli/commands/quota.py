@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 from trendio_cli.campaign import Limits
 from trendio_cli.ledger import Ledger
+from trendio_cli.planner import outreach_snapshot, platform_outreach
 from trendio_cli.quota import OutreachWeek, QuotaDay
 
 
@@ -32,7 +33,9 @@ def quota_view(ledger_path: str, brand: str | None = None, limits: Limits | None
                 "outreach": {"week_start": week.starts_at.isoformat(), "used": outreach,
                              "limit": limits.outreach_per_week,
                              "left": max(0, limits.outreach_per_week - outreach),
-                             "resets_at": in_zone(week.resets_at, limits.outreach_timezone)},
+                             "resets_at": in_zone(week.resets_at, limits.outreach_timezone),
+                             # the platform's own figures, as the last run read them (where it offers them)
+                             "platform": platform_outreach(outreach_snapshot(ledger, b), now)},
             })
     return {"brands": rows}
 
