@@ -132,6 +132,7 @@ class Executor:
     capabilities: dict[str, bool] = field(default_factory=dict)
     _open_by_user: dict[str, str] = field(default_factory=dict)  # a legacy create's plain ids -> open ids
     _unknown_streak: int = 0
+    unavailable_products: set[str] = field(default_factory=set)  # 50001702 for every creator: left out this run
     _refresh_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def __post_init__(self) -> None:
@@ -531,6 +532,14 @@ class Executor:
         """One create request, retried while the answer is transient; follow-up requests go on `queue`."""
         assert self.campaign is not None
         attempt = 0
+        dropped = [p for p in request.products if p in self.unavailable_products]
+        if dropped:  # found unavailable earlier in this run: not offered again
+            gone = [pair for pair in request.pairs if pair[1] in dropped]
+            self.ledger.mark(self.brand, gone, FAILED, code=50001702, message="product unavailable on the platform")
+            self.counts.failed += len(gone)
+            request.products = [p for p in request.products if p not in dropped]
+            if not request.products:
+                return
         while True:
             pairs = request.pairs
             prepared = self.client.prepare_create(**create_fields(self.campaign, work.batch(request)))
@@ -545,6 +554,7 @@ class Executor:
             if outcome is Outcome.OK and not answer.conflicts():
                 self.ledger.mark(self.brand, pairs, SENT, collaboration_id=answer.collaboration_id(), defer=True)
                 self.counts.sent += len(pairs)
+                work.sent_products.update(request.products)
                 return
             if listed:
                 await self._after_conflicts(work, request, queue, answer, listed)
@@ -583,7 +593,9 @@ class Executor:
                         return
                     if created:
                         self._mark_created(created, "confirmed by reading the collaboration back")
-                        self._follow_up(work, queue, [p for p in pairs if p not in created], request.tier)
+                        work.sent_products.update(p for _, p in created)
+                        self.counts.resent += self._follow_up(work, queue, [p for p in pairs if p not in created],
+                                                              request.tier)
                         return
                     # nothing was created: the same request (and name) is sent again
                 if attempt >= self.options.max_attempts:
@@ -643,19 +655,31 @@ class Executor:
     def _after_ineligible(self, work: _BatchWork, request: _Request, queue: deque[_Request],
                           answer: ApiAnswer) -> None:
         """Nothing was created. Creators the answer names are ineligible (flagged, never planned again) and
-        the rest go again; when it names none, the request is split until each refusal has one creator."""
+        the rest go again; when it names none, the request is split until each refusal has one creator.
+        50001702 ("an unavailable creator or product") may be a product's doing: a product it names, or one
+        that a split finds refused with every creator alone, is left out for the rest of the run."""
+        unavailable = answer.code == 50001702
+        products = answer.named_ids(set(request.products)) if unavailable else set()
+        if products:
+            self._drop_products(work, request, queue, products, answer)
+            return
         users = {u: c for u, c in work.user_of.items() if c in request.creators}
         named = {self._open_id(x) for x in answer.named_ids(set(request.creators) | set(users))}
         named &= set(request.creators)
+        if not named and unavailable and len(request.products) > 1:
+            self._split(work, request, queue, answer, products_first=True)  # a product is likelier than all
+            return
         if not named and len(request.creators) == 1:
-            named = set(request.creators)
-            work.isolated_alone += 1
-            if answer.code == 50001702 and work.isolated_alone >= 3 and self.counts.sent == 0:
-                # "an unavailable creator or product": when every creator alone is refused, it is a product
-                self._stop_campaign(answer, request, "every creator alone is refused as unavailable: a product "
-                                                     "of the campaign may be unavailable")
-                self._release(request)
+            product = request.products[0]
+            if unavailable and product not in work.sent_products:
+                # one creator, one product, and that product has gone out with nobody yet: cannot tell which
+                work.lone_refusals[product] = work.lone_refusals.get(product, 0) + 1
+                if work.lone_refusals[product] >= 3:
+                    self._drop_products(work, request, queue, {product}, answer)
+                else:
+                    self._fail(request.pairs, answer, "refused as unavailable: the creator or the product")
                 return
+            named = set(request.creators)
         if not named:
             self._split(work, request, queue, answer)
             return
@@ -666,13 +690,25 @@ class Executor:
         self.counts.resent += self._follow_up(work, queue, [p for p in request.pairs if p[0] not in named],
                                               request.tier)
 
-    def _split(self, work: _BatchWork, request: _Request, queue: deque[_Request], answer: ApiAnswer) -> None:
-        """Halve the request (creators first, then products) to find the pairs an answer refused without naming
-        them; the requests this spends are bounded per batch (`max_split_requests`) and counted."""
+    def _drop_products(self, work: _BatchWork, request: _Request, queue: deque[_Request], products: set[str],
+                       answer: ApiAnswer) -> None:
+        """Products the platform will not take (50001702): their pairs fail, now and for the rest of the run."""
+        self.unavailable_products |= products
+        self._fail([p for p in request.pairs if p[1] in products], answer,
+                   f"product(s) {', '.join(sorted(products))} unavailable on the platform: left out for the rest "
+                   f"of the run")
+        self.counts.resent += self._follow_up(work, queue, [p for p in request.pairs if p[1] not in products],
+                                              request.tier)
+
+    def _split(self, work: _BatchWork, request: _Request, queue: deque[_Request], answer: ApiAnswer,
+               products_first: bool = False) -> None:
+        """Halve the request (creators first, or products first) to find the pairs an answer refused without
+        naming them; the requests this spends are bounded per batch (`max_split_requests`) and counted."""
         creators, products = request.creators, request.products
-        halves = ([(creators[:len(creators) // 2], products), (creators[len(creators) // 2:], products)]
-                  if len(creators) > 1 else
-                  [(creators, products[:len(products) // 2]), (creators, products[len(products) // 2:])])
+        by_products = len(creators) == 1 or (products_first and len(products) > 1)
+        halves = ([(creators, products[:len(products) // 2]), (creators, products[len(products) // 2:])]
+                  if by_products else
+                  [(creators[:len(creators) // 2], products), (creators[len(creators) // 2:], products)])
         if work.splits_left < len(halves):
             self._error(request.pairs, answer, "the platform refused without naming whom, and this batch's split "
                                                "requests are spent; left for a later run")
@@ -785,7 +821,8 @@ class _BatchWork:
     def __init__(self, batch: Batch, split_budget: int) -> None:
         self.source = batch
         self.splits_left = split_budget
-        self.isolated_alone = 0  # single creators refused as unavailable, in a row
+        self.lone_refusals: dict[str, int] = {}  # product -> one-creator requests of it refused as unavailable
+        self.sent_products: set[str] = set()  # products of this batch the platform took with some creator
         self._next = 0
         self.handle_of = dict(zip(batch.creator_ids, batch.handles)) if batch.handles else {}
         self.user_of = dict(zip(batch.user_ids, batch.creator_ids)) if batch.user_ids else {}
