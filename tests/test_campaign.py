@@ -66,7 +66,7 @@ def test_bad_commissions_are_refused(value):
         parse_commission(value)
 
 
-@given(st.integers(min_value=100, max_value=8000))
+@given(st.integers(min_value=1000, max_value=8000))
 def test_commission_round_trips_in_all_three_forms(hundredths):
     assert parse_commission(hundredths) == hundredths
     assert parse_commission(f"{hundredths / 100}%") == hundredths
@@ -171,13 +171,13 @@ def test_validate_cli_exits_2_with_every_problem_and_0_when_clean(tmp_path: Path
     assert doc["status"] == "error" and "no such campaign file" in doc["errors"][0]["message"]
 
 
-def test_missing_creators_file_is_reported_at_the_creators_key(tmp_path: Path):
+def test_missing_creators_file_is_reported_at_its_file_key(tmp_path: Path):
     c = tmp_path / "c.yaml"
     c.write_text(GOOD)
     result = validate_files([c])
     assert result["errors"] == 1
     problem = result["files"][0]["problems"][0]
-    assert (problem["line"], "no such creators file" in problem["message"]) == (10, True)
+    assert (problem["line"], "no such creators file" in problem["message"]) == (11, True)
 
 
 def test_quoted_and_unquoted_csv_read_the_same_and_crlf_is_fine():
