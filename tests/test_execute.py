@@ -188,7 +188,7 @@ def test_dry_run_opens_no_connection_and_writes_nothing(tmp_path: Path):
     assert result["requests_total"] == 3 and result["pairs"] == 360
     req = result["requests"][0]
     assert req["query"]["sign"] and req["headers"]["x-tts-access-token"] == "***"
-    assert len(req["body"]["creator_user_ids"]) == 50
+    assert len(req["body"]["creator_user_open_ids"]) == 50
     assert "sandbox-app-secret" not in proc.stdout and "sandbox-access-token" not in proc.stdout
 
 

@@ -3,6 +3,7 @@ of every problem (syntax, type, unknown key with a "did you mean", duplicate key
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
 import os
@@ -138,7 +139,7 @@ def parse_timezone(value: Any) -> str:
         return value
     hint = ""
     if isinstance(value, str) and len(value) <= 64:
-        close = difflib.get_close_matches(value.replace(" ", "_"), sorted(_time_zones()), n=1, cutoff=0.8)
+        close = difflib.get_close_matches(value.replace(" ", "_"), sorted(_time_zones()), n=1, cutoff=0.85)
         if close:
             hint = f": did you mean {close[0]}?"
     raise ValueError(f"{shown(value)} is not a known time zone{hint or ' (e.g. UTC, America/Los_Angeles)'}")
@@ -508,6 +509,10 @@ def read_bytes(path: Path, what: str) -> bytes:
     from trendio_cli.errors import BadInput
 
     limit = MAX_BYTES.get(what, MAX_FILE_BYTES)
+    with contextlib.suppress(OSError, ValueError):  # the type first: a socket cannot even be opened
+        mode = os.stat(path).st_mode
+        if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+            raise BadInput(f"{path}: not a regular file (a device, a pipe or a socket): give a {what}")
     try:
         # O_NONBLOCK: opening a FIFO must not wait for a writer; it changes nothing for a regular file
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
@@ -786,11 +791,3 @@ def load_campaign(path: Path) -> Campaign:
 
 def creators_path(campaign: Campaign, campaign_file: Path) -> Path:
     return (campaign_file.parent / campaign.creators.file).resolve()
-
-
-def find_line(text: str, key: str) -> tuple[int, int]:
-    """Position of a top-level key in the file text, for problems found after parsing."""
-    for i, line in enumerate(text.splitlines(), 1):
-        if re.match(rf"^{re.escape(key)}\s*:", line):
-            return i, 1
-    return 1, 1
