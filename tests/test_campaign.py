@@ -274,9 +274,9 @@ def test_contact_email_is_required():
     assert found == ["c.yaml:1:1: missing required field 'contact_email'"], found
 
 
-@pytest.mark.parametrize("zone", ["America", "Etc", "America/", "zone.tab", "tzdata.zi", "posixrules", "",
+@pytest.mark.parametrize("zone", ["America", "Etc", "America/", "zone.tab", "tzdata.zi", "iso3166.tab", "",
                                   "/etc/localtime", "UTC\\0", "a" * 300, "../../etc/passwd"])
-def test_only_names_of_the_tz_database_are_time_zones(zone):
+def test_only_zones_of_the_tz_database_are_time_zones(zone):
     found = problems_of(GOOD.replace("timezone: America/Los_Angeles", f'timezone: "{zone}"'))
     assert len(found) == 1 and "c.yaml:17:" in found[0] and "not a known time zone" in found[0], found
 

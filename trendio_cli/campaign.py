@@ -128,18 +128,22 @@ def _full_day(short: str) -> str:
 
 
 @functools.lru_cache(maxsize=1)
-def _time_zones() -> frozenset[str]:
-    return frozenset(zoneinfo.available_timezones())
+def _time_zones() -> list[str]:
+    return sorted(zoneinfo.available_timezones())  # a scan of the tz database: only for a hint
 
 
 def parse_timezone(value: Any) -> str:
-    # Only names of the tz database: ZoneInfo itself also opens folders and odd files under it ("America",
-    # "zone.tab") and fails there with errors of every kind.
-    if isinstance(value, str) and value in _time_zones():
-        return value
+    # ZoneInfo also opens folders and odd files of the tz database ("America", "zone.tab") and fails there
+    # with errors of every kind: each of them means "not a time zone"
+    if isinstance(value, str) and 0 < len(value) <= 64:
+        try:
+            zoneinfo.ZoneInfo(value)
+            return value
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+            pass
     hint = ""
     if isinstance(value, str) and len(value) <= 64:
-        close = difflib.get_close_matches(value.replace(" ", "_"), sorted(_time_zones()), n=1, cutoff=0.85)
+        close = difflib.get_close_matches(value.replace(" ", "_"), _time_zones(), n=1, cutoff=0.85)
         if close:
             hint = f": did you mean {close[0]}?"
     raise ValueError(f"{shown(value)} is not a known time zone{hint or ' (e.g. UTC, America/Los_Angeles)'}")
