@@ -80,7 +80,8 @@ def test_followers_are_bounded_in_every_path(quoted):
         assert creators == [] and problems[0].startswith("f.csv:2:2: followers"), (bad, problems)
     for bad in (MAX_FOLLOWERS + 1, 2**63, 1e308, True, "1e13"):
         creators, problems = rows(json.dumps({"creator_id": "1", "followers": bad}) + "\n", "jsonl")
-        assert creators == [] and problems[0].startswith("f.jsonl:1:1: followers"), (bad, problems)
+        col = json.dumps({"creator_id": "1", "followers": bad}).index('"followers"') + 1
+        assert creators == [] and problems[0].startswith(f"f.jsonl:1:{col}: followers"), (bad, problems)
 
 
 @pytest.mark.parametrize("column, bad", [("gmv_30d", "1e300"), ("gmv_30d", "inf"), ("gmv_30d", "nan"),
@@ -104,7 +105,7 @@ def test_jsonl_lines_end_at_newlines_only(separator):
     creators, problems = rows(text, "jsonl")
     # the separator is read as part of the string (a category must be printable, so it is refused by name)
     assert [c.creator_id for c in creators] == ["2"], (creators, problems)
-    assert len(problems) == 1 and problems[0].startswith("f.jsonl:1:1: category"), problems
+    assert len(problems) == 1 and problems[0].startswith("f.jsonl:1:21: category"), problems
 
 
 def test_a_jsonl_line_with_u2028_in_an_unknown_field_is_kept():
@@ -253,3 +254,55 @@ def test_a_plan_whose_campaign_file_is_gone_is_refused(tmp_path: Path):
     campaign.rename(tmp_path / "moved.yaml")
     result = validate_files([out])
     assert result["errors"] == 1 and "campaign_file" in result["files"][0]["rendered"][0], result
+
+
+FORBIDDEN = ("Input should", "String should", "should match pattern", "Value error", "valid integer",
+             "Field required", "Extra inputs", "pydantic", "[type=", "Traceback")
+ODD = st.one_of(st.none(), st.booleans(), st.integers(min_value=-10**30, max_value=10**30),
+                st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=20),
+                st.lists(st.text(max_size=3), max_size=3),
+                st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
+
+
+def _leaves(doc, path=()):
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            yield from _leaves(v, (*path, k))
+    elif isinstance(doc, list):
+        for i, v in enumerate(doc):
+            yield from _leaves(v, (*path, i))
+    if path:
+        yield path
+
+
+@pytest.fixture(scope="module")
+def real_plan(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("plan")
+    campaign = write_campaign(tmp, 30)
+    out = tmp / "plan.json"
+    return tmp, _plan(tmp, campaign, out)
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data())
+def test_no_plan_file_problem_speaks_pydantic(real_plan, data):
+    import copy
+
+    from trendio_cli.plan_file import read_plan
+    from trendio_cli.planner import PLAN_FORMAT, Batch
+
+    tmp, doc = real_plan
+    doc = copy.deepcopy(doc)
+    path = data.draw(st.sampled_from(sorted(_leaves(doc), key=str)))
+    target = doc
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = data.draw(ODD)
+    plan = tmp / "fuzzed.json"
+    plan.write_text(json.dumps(doc))
+    try:
+        read_plan(plan, PLAN_FORMAT, {f.name for f in Batch.__dataclass_fields__.values()})
+    except ProblemsFound as exc:
+        for problem in exc.problems:
+            assert problem.startswith(f"{plan}:") and "\n" not in problem, problem
+            assert not any(f in problem for f in FORBIDDEN), problem

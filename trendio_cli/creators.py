@@ -317,6 +317,18 @@ def _merge(into: Creator, other: Creator) -> None:
         into.extra = {**(into.extra or {}), **other.extra}
 
 
+class _JsonColumns(dict[str, int]):
+    """The column of a key in one JSONL line, looked up only when a problem needs it."""
+
+    def __init__(self, line: str) -> None:
+        super().__init__()
+        self.line = line
+
+    def get(self, key: str, default: Any = 1) -> Any:
+        at = self.line.find(json.dumps(key))
+        return at + 1 if at >= 0 else default
+
+
 def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
@@ -396,7 +408,7 @@ def parse_creators(text: str, file: str, fmt: str) -> tuple[list[Creator], list[
             if not isinstance(obj, dict):
                 problems.append(Problem(file, n, 1, "each line must be a JSON object"))
                 continue
-            add(_row_to_creator(obj, n, file, problems, {}))
+            add(_row_to_creator(obj, n, file, problems, _JsonColumns(line)))
     else:
         rows: Iterator[tuple[int, list[str]]]
         plain = '"' not in text
