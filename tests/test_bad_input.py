@@ -339,3 +339,12 @@ def test_a_bom_and_crlf_line_endings_are_fine(workdir, variant):
 
 def test_the_corpus_is_big_enough():
     assert len(CAMPAIGNS) + len(CREATORS_FILES) + len(PLANS) + len(PLAN_EDITS) >= 120
+
+
+def test_a_creators_file_in_a_symlink_loop(workdir):
+    tmp, ledger = workdir
+    os.symlink(tmp / "loop-b", tmp / "loop-a")
+    os.symlink(tmp / "loop-a", tmp / "loop-b")
+    path = tmp / "loop.yaml"
+    path.write_text(BASE.replace("file: creators.csv", "file: loop-a"))
+    check_rejected(path, ledger)

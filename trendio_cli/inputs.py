@@ -67,7 +67,7 @@ def check_campaign(path: Path, now: datetime | None = None) -> tuple[Campaign | 
     name = _creators_file_named(parsed)
     if name is not None:
         try:
-            cfile = load_creators((path.parent / name).resolve())
+            cfile = load_creators(_resolved(path.parent / name))
             found = cfile.problems
         except ProblemsFound as exc:
             found = [_problem_from_text(p) for p in exc.problems]
@@ -81,6 +81,13 @@ def check_campaign(path: Path, now: datetime | None = None) -> tuple[Campaign | 
             found = [*found, *legacy_ids_missing(campaign, cfile.creators, str(cfile.path))]
     problems.sort(key=lambda p: (p.line, p.col))
     return campaign, [*problems, *found], cfile
+
+
+def _resolved(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # a symlink loop: the read that follows says so
+        return path
 
 
 def _ended(campaign: Campaign, parsed: ParsedCampaign, now: datetime) -> list[Problem]:
