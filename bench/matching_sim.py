@@ -34,6 +34,7 @@ ranking: {ranking}
 products: [{{id: "1", commission: 15%}}]
 message: "Hi! {{brand}} would love to send you our new serum."
 end_date: 2099-12-31
+contact_email: partners@bench.example
 creators: {{file: creators.csv}}
 tiers:
   - {{name: macro, min_followers: 100000}}

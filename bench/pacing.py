@@ -33,6 +33,7 @@ brand: pacebrand
 products: [{id: "1", commission: 10%}]
 message: "Hi from {brand}"
 end_date: 2099-12-31
+contact_email: partners@bench.example
 creators: {file: creators.csv}
 tiers: [{name: all, min_followers: 0}]
 schedule: {timezone: UTC, days: [mon, tue, wed, thu, fri, sat, sun], daily_target: 1000000}

@@ -27,6 +27,7 @@ products:
   - {id: "3", commission: 15%}
 message: "Hi! {brand} would love to send you {product_count} products."
 end_date: 2099-12-31
+contact_email: partners@bench.example
 creators: {file: creators.csv}
 tiers:
   - {name: macro, min_followers: 100000, daily_cap: 600}

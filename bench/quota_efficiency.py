@@ -32,6 +32,7 @@ brand: weekbrand
 products: [{{id: "1", commission: 15%}}, {{id: "2", commission: 12%}}, {{id: "3", commission: 10%}}]
 message: "Hi! {{brand}} would love to send you {{product_count}} products."
 end_date: 2099-12-31
+contact_email: partners@bench.example
 creators: {{file: creators.csv}}
 tiers:
   - {{name: macro, min_followers: 100000, daily_cap: 300, commission: 20%}}

@@ -1,4 +1,6 @@
-"""Creators files (CSV or JSONL): one row per creator, bad rows named by line, repeated ids merged."""
+"""Creators files (CSV or JSONL): one row per creator, bad rows named by line, repeated ids merged.
+
+Every value is range-checked here, before anything reaches the planner or the ledger."""
 
 from __future__ import annotations
 
@@ -7,18 +9,32 @@ import io
 import json
 import re
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
+from operator import methodcaller
 from pathlib import Path
 from typing import Any
 
-from trendio_cli.campaign import read_text
+from trendio_cli.campaign import MAX_FOLLOWERS, MAX_GMV, read_text, shown
 from trendio_cli.problems import Problem
 
-KNOWN = ("creator_id", "creator_user_id", "handle", "followers", "gmv_30d", "category", "engagement_rate",
-         "last_active")
-ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
-INF = float("inf")
+KNOWN = ("creator_id", "handle", "followers", "gmv_30d", "category", "engagement_rate", "last_active",
+         "creator_user_id")
+# A Creator Open ID (e.g. uACafQAAAABmUU2qon4R0vUYvUVS3QC6CICP2m5A2-wd77j8R9G0yg) or a plain numeric id:
+# ASCII letters, digits, '-' and '_' only, never cut.
+MAX_ID = 256
+ID_RE = re.compile(rf"[A-Za-z0-9_-]{{1,{MAX_ID}}}")
+MAX_USER_ID = 64  # the legacy plain id: digits
+MAX_TEXT = 256  # a handle or a category
+MAX_JSON_DEPTH = 20  # for values of extra JSONL keys, kept as they are
+ID_RULE = f"a creator id is 1 to {MAX_ID} ASCII letters, digits, '-' or '_' (a Creator Open ID)"
+
+
+def valid_creator_id(value: Any) -> bool:
+    """True for an id as the platform writes it (the same rule for creators files and plan files)."""
+    return type(value) is str and value.isascii() and (value.isdigit() and len(value) <= MAX_ID
+                                                       or ID_RE.fullmatch(value) is not None)
 
 
 @dataclass(slots=True)
@@ -32,7 +48,7 @@ class Creator:
     last_active: date | None = None
     extra: dict[str, Any] | None = None  # unknown columns, kept as they are
     line: int = 0
-    creator_user_id: str | None = None  # the legacy plain id, for shops that still create with it
+    creator_user_id: str | None = None  # the legacy plain numeric id, for `api: legacy-ids`
 
     def attributes(self) -> dict[str, Any]:
         return {
@@ -53,56 +69,118 @@ class CreatorsFile:
         return [p for p in self.problems if p.severity == "error"]
 
 
+def _number_text(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ValueError
+    text = str(value).strip()
+    if len(text) > 40 or not text.isascii():  # bounded before float() or int() sees it
+        raise ValueError
+    return text
+
+
 def _int(value: Any) -> int:
     if isinstance(value, bool):
         raise ValueError
     if isinstance(value, int):
         n = value
-    elif isinstance(value, float) and value.is_integer():
+    elif isinstance(value, float):
+        if not value.is_integer():  # also refuses inf and nan
+            raise ValueError
         n = int(value)
     else:
-        text = str(value).strip().replace("_", "")
-        n = int(float(text)) if re.fullmatch(r"\d+(\.0+)?|\d+(\.\d+)?[eE]\d+", text) else int(text)
-    if n < 0:
+        text = _number_text(value).replace("_", "")
+        if text.isdigit():
+            n = int(text)
+        elif re.fullmatch(r"[0-9]+\.0+|[0-9]+(\.[0-9]+)?[eE]\+?[0-9]{1,2}", text):
+            f = float(text)  # 20000.0, 1.5e4: whole numbers written as floats
+            if not f.is_integer():
+                raise ValueError
+            n = int(f)
+        else:
+            raise ValueError
+    if not 0 <= n <= MAX_FOLLOWERS:
         raise ValueError
     return n
 
 
 def _float(value: Any) -> float:
-    if isinstance(value, bool):
-        raise ValueError
-    f = float(str(value).strip())
-    if f != f or f < 0 or f == float("inf"):
+    f = float(_number_text(value))
+    if not 0 <= f <= MAX_GMV:  # also refuses nan and inf
         raise ValueError
     return f
 
 
 def _rate(value: Any) -> float:
-    text = str(value).strip()
+    text = _number_text(value)
     f = float(text[:-1]) / 100 if text.endswith("%") else float(text)
     if not 0 <= f <= 1:
         raise ValueError
     return f
 
 
+def _date(value: Any) -> date:
+    if isinstance(value, date):
+        return value
+    if not isinstance(value, str) or len(value.strip()) > 32:
+        raise ValueError
+    return date.fromisoformat(value.strip())
+
+
+def _user_id(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise ValueError
+    text = str(value).strip()
+    if not (0 < len(text) <= MAX_USER_ID and text.isascii() and text.isdigit()):
+        raise ValueError
+    return text
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError
+    text = value.strip()
+    if len(text) > MAX_TEXT or not text.isprintable():
+        raise ValueError
+    return sys.intern(text) if len(text) <= 32 else text
+
+
 PARSERS = {
-    "followers": (_int, "followers must be a whole number >= 0"),
-    "gmv_30d": (_float, "gmv_30d must be a number >= 0"),
+    "followers": (_int, f"followers must be a whole number from 0 to {MAX_FOLLOWERS:,}"),
+    "gmv_30d": (_float, f"gmv_30d must be a number from 0 to {MAX_GMV:,}"),
     "engagement_rate": (_rate, "engagement_rate must be between 0 and 1 (or 0%..100%)"),
-    "last_active": (lambda v: v if isinstance(v, date) else date.fromisoformat(str(v).strip()),
-                    "last_active must be a date like 2026-03-01"),
+    "last_active": (_date, "last_active must be a date like 2026-03-01"),
+    "creator_user_id": (_user_id, f"creator_user_id (the legacy numeric id) must be 1 to {MAX_USER_ID} "
+                                  f"of the digits 0-9"),
+    "handle": (_text, f"handle must be at most {MAX_TEXT} printable characters"),
+    "category": (_text, f"category must be at most {MAX_TEXT} printable characters"),
 }
+
+
+def _json_depth_ok(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return False
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return True
 
 
 def _row_to_creator(row: dict[str, Any], line: int, file: str, problems: list[Problem],
                     columns: dict[str, int]) -> Creator | None:
     raw_id = row.get("creator_id")
-    cid = "" if raw_id is None else str(raw_id).strip()
-    if not cid:
+    cid = raw_id.strip() if isinstance(raw_id, str) else raw_id
+    if cid is None or cid == "":
         problems.append(Problem(file, line, columns.get("creator_id", 1), "creator_id is missing"))
         return None
-    if not (cid.isdigit() or ID_RE.match(cid)):
-        problems.append(Problem(file, line, columns.get("creator_id", 1), f"creator_id {cid!r} is not a valid id"))
+    if type(cid) is int and cid >= 0:  # a JSONL number: the digits are the id
+        cid = str(cid)
+    if not valid_creator_id(cid):
+        problems.append(Problem(file, line, columns.get("creator_id", 1),
+                                f"creator_id {shown(cid)} is not a valid id: {ID_RULE}"))
         return None
     creator = Creator(creator_id=cid, line=line)
     ok = True
@@ -116,46 +194,58 @@ def _row_to_creator(row: dict[str, Any], line: int, file: str, problems: list[Pr
             try:
                 setattr(creator, key, parse(value))
             except (ValueError, TypeError, OverflowError):
-                problems.append(Problem(file, line, columns.get(key, 1), f"{msg} (got {value!r})"))
+                problems.append(Problem(file, line, columns.get(key, 1), f"{msg} (got {shown(value)})"))
                 ok = False
-        elif key == "creator_user_id":
-            creator.creator_user_id = str(value).strip()
-        elif key in ("handle", "category"):
-            setattr(creator, key, sys.intern(str(value).strip()))
         else:
+            if isinstance(value, (dict, list)) and not _json_depth_ok(value):
+                problems.append(Problem(file, line, columns.get(key, 1),
+                                        f"{key} is nested more than {MAX_JSON_DEPTH} levels deep"))
+                ok = False
+                continue
             if creator.extra is None:
                 creator.extra = {}
             creator.extra[key] = value
     return creator if ok else None
 
 
-class _PlainCsv:
-    """A csv.reader stand-in for text without quotes: same rows, same `line_num`."""
+_CONTROL = bytes(0 if (b < 32 and b != 10) or b == 127 else 1 for b in range(256))
 
-    def __init__(self, text: str) -> None:
-        self.lines = text.split("\n")
-        if self.lines and self.lines[-1] == "":
-            self.lines.pop()
-        self.line_num = 0
 
-    def __iter__(self) -> _PlainCsv:
-        return self
+def _plain_fields(lines: list[str], text: str) -> bool:
+    """True when no field of the file can be too long, hold a control character or another script's digits
+    (which int() and float() read): all ASCII, no control character but line ends, no line longer than a
+    field may be. One look at the whole text spares the fast path those checks on every field."""
+    if not text.isascii() or max(map(len, lines), default=0) > min(MAX_TEXT, MAX_ID):
+        return False
+    return b"\0" not in text.encode("ascii").translate(_CONTROL)
 
-    def __next__(self) -> list[str]:
-        if self.line_num >= len(self.lines):
-            raise StopIteration
-        line = self.lines[self.line_num]
-        self.line_num += 1
-        if line.endswith("\r"):
-            line = line[:-1]
-        return line.split(",") if line else []
+
+def _csv_rows(text: str, file: str, problems: list[Problem]) -> Iterator[tuple[int, list[str]]]:
+    """(line, row) of a CSV text, each row named by its first line (a quoted field may span lines); a syntax
+    error is reported where the row begins and reading goes on with the next line."""
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    prev = 0
+    while True:
+        try:
+            for row in reader:
+                yield prev + 1, row
+                prev = reader.line_num
+            return
+        except csv.Error as exc:
+            problems.append(_csv_problem(file, text, prev + 1, reader.line_num, str(exc)))
+            prev = reader.line_num
+            if "end of data" in str(exc):
+                return
+
+
+_MAX_GMV = float(MAX_GMV)  # compared with floats on the fast path
 
 
 class _FastRow:
     """The common case of a CSV row (plain numbers, ISO dates) without per-field dispatch; returns None
     whenever anything is unusual, and the careful path (`_row_to_creator`) takes over and reports it."""
 
-    def __init__(self, header: list[str]) -> None:
+    def __init__(self, header: list[str], plain_fields: bool) -> None:
         pos = {h: i for i, h in enumerate(header)}
         self.i_id = pos["creator_id"]
         self.i_handle = pos.get("handle")
@@ -164,25 +254,40 @@ class _FastRow:
         self.i_category = pos.get("category")
         self.i_rate = pos.get("engagement_rate")
         self.i_active = pos.get("last_active")
-        self.i_user = pos.get("creator_user_id")
+        self.i_user_id = pos.get("creator_user_id")
         self.extras = [(i, h) for i, h in enumerate(header) if h not in KNOWN and h]
+        self.check_fields = not plain_fields
+        self.numbers = [i for i in (self.i_id, self.i_followers, self.i_gmv, self.i_rate, self.i_user_id)
+                        if i is not None]
+        self.texts = [i for i in (self.i_handle, self.i_category) if i is not None]
+
+    def fields_ok(self, row: list[str]) -> bool:
+        for i in self.numbers:
+            if not row[i].isascii() or len(row[i]) > MAX_TEXT:
+                return False
+        for i in self.texts:
+            if len(row[i]) > MAX_TEXT or not row[i].isprintable():
+                return False
+        return True
 
     def convert(self, row: list[str], line: int) -> Creator | None:
-        cid = row[self.i_id].strip()
-        if not cid or not (cid.isdigit() or ID_RE.match(cid)):
+        if self.check_fields and not self.fields_ok(row):
+            return None
+        cid = row[self.i_id]
+        if not cid.isdigit() and ID_RE.fullmatch(cid) is None:
             return None
         handle, category = "", ""
-        followers = gmv = rate = active = None
+        followers = gmv = rate = active = user_id = None
         try:
             if self.i_handle is not None:
                 handle = row[self.i_handle].strip()
             if self.i_followers is not None and row[self.i_followers]:
                 followers = int(row[self.i_followers])
-                if followers < 0:
+                if not 0 <= followers <= MAX_FOLLOWERS:
                     return None
             if self.i_gmv is not None and row[self.i_gmv]:
                 gmv = float(row[self.i_gmv])
-                if not 0 <= gmv < INF:
+                if not 0 <= gmv <= _MAX_GMV:
                     return None
             if self.i_category is not None:
                 category = sys.intern(row[self.i_category].strip())
@@ -192,20 +297,83 @@ class _FastRow:
                     return None
             if self.i_active is not None and row[self.i_active]:
                 active = date.fromisoformat(row[self.i_active])
+            if self.i_user_id is not None and row[self.i_user_id]:
+                user_id = row[self.i_user_id]
+                if not user_id.isdigit() or len(user_id) > MAX_USER_ID:
+                    return None
         except ValueError:
             return None
         extra = {h: row[i] for i, h in self.extras if row[i].strip()} if self.extras else None
-        user_id = row[self.i_user].strip() or None if self.i_user is not None else None
         return Creator(cid, handle, followers, gmv, category, rate, active, extra or None, line, user_id)
 
 
 def _merge(into: Creator, other: Creator) -> None:
-    for name in ("handle", "followers", "gmv_30d", "category", "engagement_rate", "last_active", "creator_user_id"):
+    for name in ("handle", "followers", "gmv_30d", "category", "engagement_rate", "last_active",
+                 "creator_user_id"):
         value = getattr(other, name)
         if value not in (None, ""):
             setattr(into, name, value)
     if other.extra:
         into.extra = {**(into.extra or {}), **other.extra}
+
+
+class _JsonColumns(dict[str, int]):
+    """The column of a key in one JSONL line, looked up only when a problem needs it."""
+
+    def __init__(self, line: str) -> None:
+        super().__init__()
+        self.line = line
+
+    def get(self, key: str, default: Any = 1) -> Any:
+        at = self.line.find(json.dumps(key))
+        return at + 1 if at >= 0 else default
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+# strict JSON: NaN and Infinity (which Python's json reads by default) would reach the ledger
+_JSON = json.JSONDecoder(parse_constant=_no_constants)
+
+
+def _json_lines(text: str) -> list[str]:
+    """JSONL lines: split at \\n only (U+2028 or U+0085 inside a string are text, not line breaks)."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
+def _open_quote_column(line: str) -> int:
+    """The column where the quoted field left open at the end of this line begins."""
+    opened, inside, i = 0, False, 0
+    at_field_start = True
+    while i < len(line):
+        ch = line[i]
+        if inside:
+            if ch == '"':
+                if i + 1 < len(line) and line[i + 1] == '"':
+                    i += 1
+                else:
+                    inside = False
+        elif ch == '"' and at_field_start:
+            inside, opened = True, i
+        at_field_start = ch == "," and not inside
+        i += 1
+    return opened + 1
+
+
+def _csv_problem(file: str, text: str, start: int, end: int, error: str) -> Problem:
+    """A CSV syntax error, named where a person would look: the line where the quoted field opened."""
+    if "end of data" in error or end > start:
+        first_line = text.split("\n", start)[start - 1]
+        where = "the end of the file" if "end of data" in error else f"line {end}"
+        return Problem(file, start, _open_quote_column(first_line),
+                       f"a quoted field opens here and runs on to {where}: is a closing quote missing?")
+    if "expected after" in error:
+        error = "a closing quote must be followed by a comma or the end of the line"
+    return Problem(file, end, 1, f"CSV error: {error}")
 
 
 def parse_creators(text: str, file: str, fmt: str) -> tuple[list[Creator], list[Problem]]:
@@ -225,31 +393,39 @@ def parse_creators(text: str, file: str, fmt: str) -> tuple[list[Creator], list[
             _merge(first, creator)
 
     if fmt == "jsonl":
-        for n, line in enumerate(text.splitlines(), 1):
+        for n, line in enumerate(_json_lines(text), 1):
             if not line.strip():
                 continue
             try:
-                obj = json.loads(line)
+                obj = _JSON.decode(line)
+            except RecursionError:
+                problems.append(Problem(file, n, 1, "not a JSON object: nested too deeply"))
+                continue
             except ValueError as exc:
-                problems.append(Problem(file, n, getattr(exc, "colno", 1), f"not a JSON object: {exc.args[0]}"))
+                problems.append(Problem(file, n, getattr(exc, "colno", 1),
+                                        f"not a JSON object: {getattr(exc, 'msg', None) or exc.args[0]}"))
                 continue
             if not isinstance(obj, dict):
                 problems.append(Problem(file, n, 1, "each line must be a JSON object"))
                 continue
-            add(_row_to_creator(obj, n, file, problems, {}))
+            add(_row_to_creator(obj, n, file, problems, _JsonColumns(line)))
     else:
-        if '"' not in text:
+        rows: Iterator[tuple[int, list[str]]]
+        plain = '"' not in text
+        if plain:
             # No quoting anywhere: plain splitting is exactly what the csv module would do, and much faster.
-            reader = _PlainCsv(text)
+            lines = text.replace("\r\n", "\n").split("\n") if "\r" in text else text.split("\n")
+            if lines and lines[-1] == "":
+                lines.pop()
+            rows = enumerate(map(methodcaller("split", ","), lines), 1)
         else:
-            reader = csv.reader(io.StringIO(text, newline=""))
-        try:
-            header = next(reader)
-        except StopIteration:
-            return [], [Problem(file, 1, 1, "the file is empty: it needs a header row with creator_id")]
-        except csv.Error as exc:
-            return [], [Problem(file, 1, 1, f"CSV error: {exc}")]
-        header = [h.strip() for h in header]
+            rows = _csv_rows(text, file, problems)
+        first = next(rows, None)
+        if first is None:
+            return [], problems or [Problem(file, 1, 1, "the file is empty: it needs a header row with creator_id")]
+        if first[0] != 1:
+            return [], problems  # the header itself could not be read
+        header = [h.strip() for h in first[1]]
         if "creator_id" not in header:
             return [], [Problem(file, 1, 1, f"no creator_id column (found: {', '.join(header) or 'nothing'})")]
         dupes = {h for h in header if header.count(h) > 1}
@@ -257,23 +433,19 @@ def parse_creators(text: str, file: str, fmt: str) -> tuple[list[Creator], list[
             return [], [Problem(file, 1, 1, f"column(s) {', '.join(sorted(dupes))} appear twice in the header")]
         columns = {h: i + 1 for i, h in enumerate(header)}
         width = len(header)
-        fast = _FastRow(header)
-        try:
-            for row in reader:
-                line = reader.line_num
-                if len(row) != width:
-                    if not row or all(not c.strip() for c in row):
-                        continue
-                    problems.append(Problem(file, line, 1, f"{len(row)} fields, the header has {width}"))
+        fast = _FastRow(header, plain and _plain_fields(lines, text))
+        for line, row in rows:
+            if len(row) != width:
+                if all(not c.strip() for c in row):
                     continue
-                creator = fast.convert(row, line)
-                if creator is None:  # something needs a closer look: the careful path names the problem
-                    if all(not c.strip() for c in row):
-                        continue
-                    creator = _row_to_creator(dict(zip(header, row)), line, file, problems, columns)
-                add(creator)
-        except csv.Error as exc:
-            problems.append(Problem(file, reader.line_num, 1, f"CSV error: {exc}"))
+                problems.append(Problem(file, line, 1, f"{len(row)} fields, the header has {width}"))
+                continue
+            creator = fast.convert(row, line)
+            if creator is None:  # something needs a closer look: the careful path names the problem
+                if all(not c.strip() for c in row):
+                    continue
+                creator = _row_to_creator(dict(zip(header, row)), line, file, problems, columns)
+            add(creator)
     if not creators and not [p for p in problems if p.severity == "error"]:
         problems.append(Problem(file, 1, 1, "no creators in the file"))
     return list(creators.values()), problems

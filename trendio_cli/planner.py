@@ -11,7 +11,7 @@ import math
 import secrets
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -136,31 +136,22 @@ class Plan:
 
     @classmethod
     def load(cls, path: Path) -> Plan:
-        from trendio_cli.campaign import read_text
+        """A saved plan, checked as untrusted input (structure, types, ranges, agreement with its campaign);
+        ProblemsFound names the file and the field of every problem."""
+        from trendio_cli.plan_file import read_plan
 
-        text = read_text(path, "plan file")
-        try:
-            doc = json.loads(text)
-        except ValueError as exc:
-            raise BadInput(f"{path}:{getattr(exc, 'lineno', 1)}:{getattr(exc, 'colno', 1)}: not a plan file "
-                           f"(invalid JSON: {exc.args[0]})") from None
-        if not isinstance(doc, dict) or doc.get("format") != PLAN_FORMAT:
-            raise BadInput(f"{path}:1:1: not a trendio plan file (format {PLAN_FORMAT} expected)")
+        doc, _ = read_plan(path, PLAN_FORMAT, {f.name for f in fields(Batch)})
         try:
             batches = [Batch(**b) for b in doc["batches"]]
-            for b in batches:
-                if not b.creator_ids or not b.product_ids or len(b.creator_ids) > MAX_CREATORS_PER_CREATE \
-                        or len(b.product_ids) > MAX_PRODUCTS_PER_CREATE:
-                    raise ValueError(f"batch {b.key} has an invalid size")
-            return cls(
-                plan_id=str(doc["plan_id"]), created_at=doc["created_at"], date=doc["date"], brand=doc["brand"],
-                campaign=doc["campaign"], campaign_file=doc["campaign_file"], fingerprint=doc["fingerprint"],
-                batches=batches, tiers=doc["tiers"], skipped=doc["skipped"], requests=doc["requests"],
-                quota=doc["quota"], outreach=doc["outreach"], outlook=doc["outlook"], notes=doc["notes"],
-                campaign_spec=doc["campaign_spec"],
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise BadInput(f"{path}:1:1: plan file is incomplete or damaged ({exc})") from None
+        except TypeError as exc:  # a field this version's batches require
+            raise BadInput(f"{path}:1:1: batches: {exc}") from None
+        return cls(
+            plan_id=doc["plan_id"], created_at=doc["created_at"], date=doc["date"], brand=doc["brand"],
+            campaign=doc["campaign"], campaign_file=doc["campaign_file"], fingerprint=doc["fingerprint"],
+            batches=batches, tiers=doc["tiers"], skipped=doc["skipped"], requests=doc["requests"],
+            quota=doc["quota"], outreach=doc["outreach"], outlook=doc["outlook"], notes=doc["notes"],
+            campaign_spec=doc["campaign_spec"],
+        )
 
     def campaign_model(self) -> Campaign:
         return Campaign.model_validate(self.campaign_spec)

@@ -13,6 +13,13 @@ class Problem:
     message: str
     severity: str = "error"  # or "warning"
 
+    def __post_init__(self) -> None:
+        # one problem, one line: editors and CI parse `file:line:col:` line by line
+        if any(ch in self.message for ch in "\n\r\x85\u2028\u2029"):
+            flat = " ".join(self.message.replace("\r", "\n").replace("\x85", "\n").replace("\u2028", "\n")
+                            .replace("\u2029", "\n").split())
+            object.__setattr__(self, "message", flat)
+
     def __str__(self) -> str:
         prefix = "warning: " if self.severity == "warning" else ""
         return f"{self.file}:{self.line}:{self.col}: {prefix}{self.message}"
