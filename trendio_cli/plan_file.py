@@ -45,6 +45,12 @@ def _product_id(value: str) -> str:
     return parse_product_id(value)
 
 
+def _user_id(value: str) -> str:
+    if not (0 < len(value) <= 64 and value.isascii() and value.isdigit()):
+        raise ValueError(f"{shown(value)} must be a plain creator id: 1 to 64 ASCII digits")
+    return value
+
+
 def _key(value: str) -> str:
     if not (0 < len(value) <= 128 and value.isascii() and value.replace("-", "").replace("_", "").isalnum()):
         raise ValueError(f"{shown(value)} must be 1 to 128 {KEY_CHARS}")
@@ -85,6 +91,9 @@ class BatchDoc(_Model):
     handles: list[Annotated[str, Field(max_length=MAX_TEXT), AfterValidator(_printable)]] = Field(
         default_factory=list, max_length=MAX_CREATORS_PER_CREATE)
     creator_tiers: list[Name] = Field(default_factory=list, max_length=MAX_CREATORS_PER_CREATE)
+    # the plain ids of a legacy-ids campaign's creators, parallel to creator_ids
+    user_ids: list[Annotated[str, AfterValidator(_user_id)]] = Field(default_factory=list,
+                                                                    max_length=MAX_CREATORS_PER_CREATE)
 
     @model_validator(mode="after")
     def _consistent(self) -> BatchDoc:
@@ -95,7 +104,7 @@ class BatchDoc(_Model):
         twice = next((p for i, p in enumerate(self.product_ids) if p in self.product_ids[:i]), None)
         if twice is not None:
             raise ValueError(f"product {twice} is listed twice in this batch")
-        for name in ("handles", "creator_tiers"):
+        for name in ("handles", "creator_tiers", "user_ids"):
             if len(getattr(self, name)) not in (0, n):
                 raise ValueError(f"{name} has {len(getattr(self, name))} entries for {n} creators")
         return self
@@ -104,6 +113,7 @@ class BatchDoc(_Model):
 class RequestsDoc(_Model):
     creates: Count
     conflict_checks: Count
+    eligibility_checks: Count = 0  # plans made before the 2026 endpoints have none
     reserve: Count
     total: Count
 
@@ -261,9 +271,10 @@ def _against_campaign(plan: PlanDoc, campaign: Campaign) -> list[tuple[str, str]
         out.append(("batches", f"{n} batches is more requests than a day allows "
                                f"(limits.daily_requests is {campaign.limits.daily_requests})"))
     r = plan.requests
-    if r.creates != n or r.total != r.creates + r.conflict_checks:
-        out.append(("requests", f"creates {r.creates} and total {r.total} do not add up for {n} batch(es) and "
-                                f"{r.conflict_checks} conflict check(s)"))
+    if r.creates != n or r.total != r.creates + r.conflict_checks + r.eligibility_checks:
+        out.append(("requests", f"creates {r.creates} and total {r.total} do not add up for {n} batch(es), "
+                                f"{r.conflict_checks} conflict check(s) and {r.eligibility_checks} eligibility "
+                                f"check(s)"))
     tiers = {t.name: t for t in campaign.tiers}
     products = {p.id for p in campaign.products}
     keys: dict[str, int] = {}
@@ -283,6 +294,9 @@ def _against_campaign(plan: PlanDoc, campaign: Campaign) -> list[tuple[str, str]
         for j, p in enumerate(b.product_ids):
             if p not in products:
                 out.append((f"{at}.product_ids[{j}]", f"product {p} is not in the campaign"))
+        if campaign.uses_legacy_ids and len(b.user_ids) != len(b.creator_ids):
+            out.append((f"{at}.user_ids", "an api: legacy-ids plan names each creator by its creator_user_id too "
+                                          "(make the plan again from the campaign)"))
         if b.tier in tiers:
             tier = tiers[b.tier]
             longest = max((len(h) for h in b.handles), default=0) if len(b.creator_ids) == 1 else 0
