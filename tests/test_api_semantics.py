@@ -304,3 +304,22 @@ def test_an_older_ledger_named_by_plain_ids_keeps_every_creator_from_a_second_in
     assert result["counts"]["sent"] == 55
     moved = rows(ledger, "SELECT COUNT(*) FROM invitations WHERE creator_id GLOB '[0-9]*'")[0][0]
     assert moved == 0  # the old rows now carry the open ids
+
+
+# --- the plan's estimate -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["spring-glow-2026", "fitfuel-protein"])
+def test_plans_request_estimate_is_within_ten_percent_of_what_execute_sends(tmp_path, name):
+    import shutil
+    from datetime import date
+
+    shutil.copytree(Path(__file__).resolve().parent.parent / "campaigns" / name, tmp_path / name)
+    campaign = tmp_path / name / "campaign.yaml"
+    ledger = tmp_path / "l.db"
+    # planned as of the day execute runs (the bundled campaigns send on weekdays only)
+    plan = json_out(run_cli("plan", campaign, "--json", "--date", date.today().isoformat(),
+                            env={"TRENDIO_LEDGER": str(ledger)}, check=0))["plan"]
+    with SandboxServer(SandboxSettings()) as sb:
+        result, _ = execute(campaign, sb, ledger, check=0)
+    estimate, sent = plan["requests"]["total"], result["counts"]["requests"]
+    assert "conflicts" in plan["requests"]["not_counted"]  # it says what it leaves out
+    assert abs(sent - estimate) <= 0.1 * max(estimate, 1), (plan["requests"], result["counts"])

@@ -13,6 +13,7 @@ from trendio_cli.api.endpoints import CREATE_BY_API, DEFAULT_BASE_URL
 from trendio_cli.commands.plan import plan_campaign
 from trendio_cli.errors import ConfigError
 from trendio_cli.inputs import is_plan_file, load_plan
+from trendio_cli.output import shown_url
 from trendio_cli.pacing import PaceRule
 from trendio_cli.planner import create_fields
 
@@ -53,7 +54,7 @@ def dry_run(source: Path, ledger_path: str, base_url: str | None, *, include_req
                  "requests_per_second": round(rule.per_second, 2), "scope": campaign.limits.rate_scope},
         "estimated_duration_s": round(duration, 2),
         "quota_after": plan.quota,
-        "base_url": url,
+        "base_url": shown_url(url),
         "signed_with": signed_with,
         "warnings": warnings,
     }
