@@ -100,10 +100,11 @@ def discover(out: Path, *, brand: str, filters: Discover, ledger_path: str, base
     found: dict[str, dict[str, str]] = {}
     result = asyncio.run(_search(brand, creds, url, ledger_path, limits, filters, max_requests, page_size,
                                  existing, found, on_progress))
-    added = [row for cid, row in found.items() if cid not in existing]
+    added = [row for cid, row in found.items() if cid not in existing][:filters.limit]
     if added:
         _write(out, added)
-    return {"file": str(out), "brand": brand, "added": len(added), "already_in_file": len(found) - len(added),
+    return {"file": str(out), "brand": brand, "added": len(added),
+            "already_in_file": sum(1 for cid in found if cid in existing),
             "filters": search_body(filters), **result}
 
 
