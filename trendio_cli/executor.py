@@ -1,6 +1,7 @@
-"""The executor: the only place that sends invitations. Write-ahead (pending before the request leaves),
-quota reserved in the ledger before every call, paced by the shared send schedule, every answer recorded per pair,
-and nothing sent twice: an uncertain create is reconciled with the platform before anything is resent."""
+"""The executor: the only place that sends invitations. Every request admitted first (admission.py: the run's
+lock checked, quota reserved, pairs claimed pending and a send slot taken, in one ledger transaction), every
+answer recorded per pair, and nothing sent twice: an uncertain create is reconciled with the platform before
+anything is resent. A run that lost its brand's lock stops at once."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from trendio_cli.admission import Admission, NotSent, Waits
 from trendio_cli.api.answers import ApiAnswer, Outcome
 from trendio_cli.api.client import ApiClient, PreparedRequest
 from trendio_cli.api.endpoints import (
@@ -21,15 +23,29 @@ from trendio_cli.api.endpoints import (
     SEARCH_COLLABORATIONS,
 )
 from trendio_cli.campaign import Campaign, Limits
-from trendio_cli.errors import EXIT_FAILURE, EXIT_OK, EXIT_PARTIAL, EXIT_QUOTA, EXIT_REFUSED
-from trendio_cli.ledger import CONFLICT, FAILED, INELIGIBLE, SENT, CallSpec, Ledger, QuotaExhausted, parse_iso
-from trendio_cli.pacing import Pacer
+from trendio_cli.errors import EXIT_FAILURE, EXIT_OK, EXIT_PARTIAL, EXIT_QUOTA, EXIT_REFUSED, BadInput
+from trendio_cli.ledger import (
+    CONFLICT,
+    FAILED,
+    INELIGIBLE,
+    SENT,
+    CallSpec,
+    ClaimRefused,
+    Ledger,
+    LockLost,
+    QuotaExhausted,
+    parse_iso,
+)
 from trendio_cli.planner import Batch, create_fields
 from trendio_cli.quota import QuotaDay
 
 Pair = tuple[str, str]
 SYNC_ENDPOINTS = (SEARCH_COLLABORATIONS.name, GET_COLLABORATION.name)
 EXIT_INTERRUPTED = 130
+RETRY_AFTER_CAP_S = 60.0  # no Retry-After is waited longer than this
+# stops that end every wait at once (nothing more leaves); after the others (a quota, --max-requests) the
+# requests already under way may still reconcile what they sent
+URGENT_STOPS = ("interrupted", "lock_lost", "error", "unreachable", "auth")
 
 
 @dataclass
@@ -41,11 +57,15 @@ class ExecuteOptions:
     backoff_cap_s: float = 20.0
     settle_s: float = 2.0  # before reconciling an uncertain create, let the platform finish it
     heartbeat_s: float = 5.0
+    # requests in a row that never left (refused connection, DNS, connect timeout), over at least this long:
+    # the API cannot be reached, and the brand stops with one line
+    unreachable_after: int = 3
+    unreachable_s: float = 2.0
 
 
 @dataclass
 class Stop:
-    reason: str  # daily_quota | outreach_quota | max_requests | auth | interrupted
+    reason: str  # daily_quota | outreach_quota | max_requests | auth | interrupted | lock_lost | unreachable | error
     message: str
     exit_code: int
     hint: str | None = None
@@ -81,7 +101,7 @@ class Executor:
     ledger: Ledger
     campaign: Campaign | None
     client: ApiClient
-    pacer: Pacer
+    admission: Admission
     run_id: int
     options: ExecuteOptions = field(default_factory=ExecuteOptions)
     brand_key: str = ""
@@ -91,8 +111,9 @@ class Executor:
     errors: list[dict[str, Any]] = field(default_factory=list)
     stop: Stop | None = None
     started: float = field(default_factory=time.monotonic)
-    _seated: int = 0  # requests that took a seat (some not sent yet): what --max-requests counts
+    _admitted: int = 0  # requests admitted (some not sent yet): what --max-requests counts
     _day: QuotaDay | None = None
+    _unreached: tuple[int, float] = (0, 0.0)  # requests in a row that never left, since when
 
     def __post_init__(self) -> None:
         if self.campaign is not None:
@@ -106,50 +127,87 @@ class Executor:
         return self.brand_key
 
     # --- calls -------------------------------------------------------------------------------
+    @property
+    def waits(self) -> Waits:
+        """The admission's waits (slots, backoffs, heartbeats): an urgent stop ends them all."""
+        return self.admission.waits
+
     def halt(self, stop: Stop) -> None:
+        """Stop the run: nothing more is admitted; an urgent stop (a signal, a lost lock, a failure) also ends
+        every wait at once, so that nothing more leaves; what is in flight is finished and recorded."""
         if self.stop is None or (self.stop.reason == "interrupted" and stop.reason != "interrupted"):
             self.stop = stop
+        if stop.reason in URGENT_STOPS:
+            self.waits.stop()
 
     def request_stop(self) -> None:
         self.halt(Stop("interrupted", "stopped by a signal: in-flight requests were finished and recorded",
                        EXIT_INTERRUPTED))
 
+    def lost(self, exc: LockLost) -> None:
+        """The brand's lock is another run's now: stop at once, sending nothing more (exit 5)."""
+        self.halt(Stop("lock_lost", exc.message, EXIT_REFUSED, hint=exc.hint))
+
     async def call(self, prepared: PreparedRequest, *, purpose: str, batch_key: str | None = None,
                    attempt: int = 1, claim: Sequence[Pair] = ()) -> ApiAnswer | None:
-        """Join a send group (pacing.py): the group's quota and write-ahead claims (`claim`'s pairs go pending)
-        are written in one ledger transaction before it leaves; then send at the group's slot and record the
-        answer. None when the run must not send any more (nothing was claimed then).
+        """Admit (admission.py: in one ledger transaction the lock checked, the call reserved against the quota,
+        `claim`'s pairs claimed pending and a send slot taken), send at the slot, record the answer. None when
+        the request did not leave and must not (stopped, quota spent, lock lost): then nothing of it remains
+        (its quota and its claim are given back). A request that never left for want of a connection comes back
+        as a transient answer with `sent_at` None, its quota given back and its claim kept.
 
         Purposes: "invite" may not touch the reserve; "sync" may spend only the reserve; "reconcile" may
         spend anything left in the day (it protects against duplicates)."""
         limits = self.limits
         assert limits is not None
-        async with self.pacer.turn():
-            # checked in the turn: a stop that came while this request waited for it is seen here
-            if self.stop is not None and purpose in ("invite", "sync"):
-                return None
-            if self.options.max_requests is not None and self._seated >= self.options.max_requests:
-                self.halt(Stop("max_requests", f"--max-requests {self.options.max_requests} reached", EXIT_QUOTA))
-                return None
-            day = self._quota_day()
-            limit = limits.daily_requests - (limits.reserve_requests if purpose == "invite" else 0)
-            share = (SYNC_ENDPOINTS, limits.reserve_requests) if purpose == "sync" else None
-            seat = self.pacer.join(CallSpec(self.brand, day.day, prepared.endpoint.name, limit, self.run_id,
-                                            batch_key, attempt, share, claim))
-            self._seated += 1
-        connection = self.client.connection()  # opened while the group waits, not after its slot
+        if self.stop is not None and (purpose in ("invite", "sync") or self.waits.stopped):
+            return None
+        if self.options.max_requests is not None and self._admitted >= self.options.max_requests:
+            self.halt(Stop("max_requests", f"--max-requests {self.options.max_requests} reached", EXIT_QUOTA))
+            return None
+        day = self._quota_day()
+        limit = limits.daily_requests - (limits.reserve_requests if purpose == "invite" else 0)
+        share = (SYNC_ENDPOINTS, limits.reserve_requests) if purpose == "sync" else None
+        spec = CallSpec(self.brand, day.day, prepared.endpoint.name, limit, self.run_id, batch_key, attempt, share,
+                        claim)
+        self._admitted += 1
         try:
-            call_id, send_at = await self.pacer.wait(seat, ready=connection)
-        except BaseException as exc:
-            self.client.release(connection)
-            self._seated -= 1
-            if not isinstance(exc, QuotaExhausted):
-                raise
+            ticket = await self.admission.admit(spec)
+        except QuotaExhausted as exc:
+            self._admitted -= 1
             what = {"invite": "for invitations", "sync": "of the reserve for syncs"}.get(purpose, "")
             self.halt(Stop("daily_quota", f"daily request quota reached ({exc.used} of {exc.limit} requests "
                            f"{what} on {day.day})".replace("  ", " "), EXIT_QUOTA,
                            hint=f"the quota day resets at {day.resets_at.isoformat()}"))
             return None
+        except ClaimRefused as exc:
+            self._admitted -= 1
+            self.errors.append({"outcome": "not_sent", "note": f"not sent: {exc} (already claimed by another "
+                                "request of this run, or answered)", "pairs": len(exc.pairs),
+                                "creators": sorted({c for c, _ in exc.pairs})[:10]})
+            return None
+        except (NotSent, LockLost) as exc:
+            self._admitted -= 1
+            if isinstance(exc, LockLost):
+                self.lost(exc)
+            return None
+        try:
+            await self.admission.approach(ticket)
+            answer = await self.client.send(prepared, before_send=lambda: self.admission.leave(ticket))
+        except (NotSent, LockLost) as exc:
+            self._admitted -= 1
+            if isinstance(exc, LockLost):
+                self.lost(exc)
+            else:
+                self.admission.release(ticket, f"not sent: {exc}", unclaim=True)
+            return None
+        if answer.sent_at is None:
+            # it never left: the platform did not count it
+            self._admitted -= 1
+            self.admission.release(ticket, answer.message, unclaim=False)
+            self._not_reached(answer)
+            return answer
+        self._unreached = (0, 0.0)
         self.counts.requests += 1
         if prepared.mutating:
             self.counts.creates += 1
@@ -157,15 +215,16 @@ class Executor:
             self.counts.syncs += 1
         else:
             self.counts.conflict_checks += 1
-        answer = await self.client.send(prepared, connection.result())
-        self.pacer.record_send(send_at, answer.sent_at)
         # written with the next transaction (the pairs' outcome, usually): the quota is already counted
-        self.ledger.record_call(call_id, outcome=answer.outcome.value, http_status=answer.http_status,
+        self.ledger.record_call(ticket.call_id, outcome=answer.outcome.value, http_status=answer.http_status,
                                 code=answer.code, latency_ms=answer.latency_ms, request_id=answer.request_id,
                                 message=answer.message, defer=True)
         if answer.outcome is Outcome.RATE_LIMITED:
             self.counts.rate_limited += 1
-            self.pacer.penalize(answer.retry_after)
+            try:
+                self.admission.penalize(ticket, answer.retry_after)
+            except LockLost as exc:
+                self.lost(exc)
         elif answer.outcome is Outcome.DAILY_QUOTA:
             self.halt(Stop("daily_quota", f"the platform reports the daily request quota spent ({answer.code})",
                            EXIT_QUOTA, hint=f"the quota day resets at {day.resets_at.isoformat()}"))
@@ -173,6 +232,23 @@ class Executor:
             self.halt(Stop("auth", f"credentials rejected: {answer.describe()}", EXIT_REFUSED, hint=answer.hint))
         self._progress()
         return answer
+
+    def _not_reached(self, answer: ApiAnswer) -> None:
+        """Requests in a row that never left: past `unreachable_after` of them over `unreachable_s`, the API
+        cannot be reached at all, and the brand stops with one line that says where it looked."""
+        count, since = self._unreached
+        now = time.monotonic()
+        count, since = count + 1, since if count else now
+        self._unreached = (count, since)
+        if count >= self.options.unreachable_after and now - since >= self.options.unreachable_s:
+            client = self.client
+            source = f" (the base URL from {client.base_url_source})" if client.base_url_source else ""
+            loopback = any(host in client.base_url for host in ("://127.", "://localhost", "://[::1]"))
+            hint = ("is the sandbox running? (`trendio sandbox`, or `trendio demo`)" if loopback else
+                    "check the network, the proxy settings (HTTPS_PROXY, NO_PROXY) and the URL")
+            reason = answer.message.split(": ", 1)[-1] if answer.message else "no connection"
+            self.halt(Stop("unreachable", f"cannot reach the API at {client.base_url}{source}: {reason}",
+                           EXIT_FAILURE, hint=hint))
 
     def _quota_day(self) -> QuotaDay:
         """The current quota day (worked out again only once it has ended)."""
@@ -187,11 +263,12 @@ class Executor:
             self.on_progress(self.counts)
 
     async def _backoff(self, attempt: int, retry_after: float | None = None) -> None:
+        """Exponential, with jitter, capped; never shorter than a Retry-After (itself capped); a stop ends it."""
         delay = min(self.options.backoff_cap_s, self.options.backoff_base_s * 2 ** (attempt - 1))
         delay = random.uniform(delay / 2, delay)
-        if retry_after is not None:
-            delay = max(delay, retry_after)
-        await asyncio.sleep(delay)
+        if retry_after is not None and retry_after == retry_after:
+            delay = max(delay, min(retry_after, RETRY_AFTER_CAP_S))
+        await self.waits.sleep(delay)
 
     # --- reconciliation ----------------------------------------------------------------------
     async def read(self, prepared: PreparedRequest, *, purpose: str, batch_key: str | None = None,
@@ -259,6 +336,9 @@ class Executor:
 
     # --- sending -----------------------------------------------------------------------------
     async def run(self, batches: Sequence[Batch]) -> None:
+        """Send every batch, `concurrency` at a time. The first failure of a worker stops the run (nothing more
+        leaves, the others finish what is in flight and record it) and is raised once, when they are done."""
+        check_batches(batches)
         self.counts.batches = len(batches)
         self.counts.pairs_planned = sum(len(b.pairs) for b in batches)
         queue: asyncio.Queue[Batch] = asyncio.Queue()
@@ -274,13 +354,34 @@ class Executor:
                 if self.stop is not None:
                     self.counts.unsent += len(batch.pairs)
                     continue
-                # the batch's pairs are claimed pending with its first request's reservation
-                await self.send(batch.tier, batch.creator_ids, batch.product_ids, batch.key, batch.handles,
-                                claim=True)
+                try:
+                    # the batch's pairs are claimed pending with its first request's reservation
+                    await self.send(batch.tier, batch.creator_ids, batch.product_ids, batch.key, batch.handles,
+                                    claim=True)
+                except LockLost as exc:
+                    self.lost(exc)
                 self._progress()
 
         workers = [asyncio.create_task(worker()) for _ in range(max(1, min(self.options.concurrency, len(batches))))]
-        await asyncio.gather(*workers)
+        await self.supervise(workers)
+
+    async def supervise(self, tasks: Sequence[asyncio.Task[Any]]) -> None:
+        """Wait for every task; if one fails, halt the run, let the others wind down, and raise its error."""
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        except asyncio.CancelledError:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        failed = [t for t in done if not t.cancelled() and t.exception() is not None]
+        if not failed:
+            return
+        error = failed[0].exception()
+        self.halt(Stop("error", f"{type(error).__name__}: {error}", EXIT_FAILURE))
+        await asyncio.gather(*tasks, return_exceptions=True)  # every other outcome retrieved: no stray traceback
+        assert error is not None
+        raise error
 
     def _release(self, pairs: Sequence[Pair]) -> None:
         """The platform did not act on these pairs: they go back to the plan, for this run or a later one."""
@@ -426,9 +527,29 @@ class Executor:
         return EXIT_OK
 
     async def heartbeat(self) -> None:
-        while True:
-            await asyncio.sleep(self.options.heartbeat_s)
-            self.ledger.heartbeat(self.brand, self.run_id)
+        """Beat the brand's lock every `heartbeat_s` until a stop ends the waits; a lost lock stops the run."""
+        while await self.waits.sleep(self.options.heartbeat_s):
+            try:
+                self.ledger.heartbeat(self.brand, self.run_id)
+            except LockLost as exc:
+                self.lost(exc)
+                return
+            except Exception as exc:  # noqa: BLE001 - the ledger failed: the run stops, and says why
+                self.halt(Stop("error", f"the lock's heartbeat failed: {exc}", EXIT_FAILURE))
+                return
+
+
+def check_batches(batches: Sequence[Batch]) -> None:
+    """A plan that lists a pair twice (a batch twice, a creator twice in a batch) would send it twice: refused
+    before anything is sent."""
+    seen: dict[Pair, str] = {}
+    for b in batches:
+        for pair in b.pairs:
+            if pair in seen:
+                where = f"batch {b.key}" + (f" and batch {seen[pair]}" if seen[pair] != b.key else " (twice)")
+                raise BadInput(f"the plan lists creator {pair[0]} with product {pair[1]} twice ({where}): "
+                               "refused, nothing was sent", hint="make a new plan with `trendio plan --out`")
+            seen[pair] = b.key
 
 
 def rectangles(pairs: Sequence[Pair]) -> list[tuple[list[str], list[str]]]:

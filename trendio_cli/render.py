@@ -85,7 +85,7 @@ def dry_run_view(result: dict[str, Any], console: Console = stdout) -> None:
     pace = result["pace"]
     console.print(
         f"[bold]Dry run[/]: {result['requests_total']} requests for {result['pairs']} invitations, paced at "
-        f"{pace['limit']} per {pace['window_ms']} ms in groups of {pace['group']} "
+        f"{pace['limit']} per {pace['window_ms']} ms, evenly spaced "
         f"({pace['requests_per_second']}/s, scope {pace['scope']}): "
         f"about {result['estimated_duration_s']:.1f} s plus network time. Signed with {result['signed_with']}. "
         f"Nothing was sent; the ledger was not written."

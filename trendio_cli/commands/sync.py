@@ -4,19 +4,21 @@ creators who leave invitations unanswered. Spends only the brand's reserve of re
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from trendio_cli.api.client import ApiClient
+from trendio_cli.admission import Admission, RateRule
+from trendio_cli.api.client import ApiClient, base_url_source
 from trendio_cli.api.credentials import check_base_url, credentials_for, is_loopback_url
 from trendio_cli.api.endpoints import DEFAULT_BASE_URL
 from trendio_cli.campaign import Campaign, Lifecycle, Limits
 from trendio_cli.executor import ExecuteOptions, Executor
 from trendio_cli.inputs import load_campaign_inputs
 from trendio_cli.ledger import ACCEPTED, DECLINED, EXPIRED, Ledger, iso
-from trendio_cli.pacing import Pacer, PaceRule, scope_key
 
 ANSWERS = {
     "accepted": ACCEPTED, "approved": ACCEPTED, "agreed": ACCEPTED,
@@ -58,19 +60,20 @@ def sync(ledger_path: str, base_url: str | None, *, brand: str | None = None,
     url = check_base_url(base_url or DEFAULT_BASE_URL)
     with Ledger.open(ledger_path, readonly=True, migrate=True) as view:
         brands = [brand] if brand else view.brands()
-    results = [asyncio.run(_sync_brand(b, campaign_id, ledger_path, url, limits, lifecycle, now)) for b in brands]
+    results = [asyncio.run(_sync_brand(b, campaign_id, ledger_path, url, limits, lifecycle, now,
+                                       url_source=base_url_source(base_url))) for b in brands]
     worst = max((r["exit_code"] for r in results), default=0)
     return {"exit_code": worst, "brands": results}
 
 
 async def _sync_brand(brand: str, campaign_id: str | None, ledger_path: str, url: str, limits: Limits,
-                      lifecycle: Lifecycle, at: datetime | None) -> dict[str, Any]:
+                      lifecycle: Lifecycle, at: datetime | None, *, url_source: str = "") -> dict[str, Any]:
     creds = credentials_for(brand, allow_sandbox_defaults=is_loopback_url(url))
     ledger = Ledger.open(ledger_path)
     now = at or datetime.now(timezone.utc)
     run_id = ledger.start_run(brand=brand, campaign=campaign_id, command="sync")
-    pacer = Pacer(PaceRule.for_rate(limits.requests_per_second), ledger,
-                  scope_key(limits.rate_scope, brand, creds.app_key))
+    admission = Admission(RateRule.for_rate(limits.requests_per_second), ledger, app_key=creds.app_key,
+                          shop_cipher=creds.shop_cipher, scope=limits.rate_scope)
     changed: dict[str, int] = {}
     try:
         expired = ledger.expire_past(brand, iso(now.timestamp()))
@@ -78,8 +81,12 @@ async def _sync_brand(brand: str, campaign_id: str | None, ledger_path: str, url
             changed[EXPIRED] = expired
         open_ids = ledger.open_collaborations(brand, campaign_id)
         pages = 0
-        async with ApiClient(url, creds) as client:
-            ex = Executor(ledger, None, client, pacer, run_id, ExecuteOptions(), brand_key=brand, limits=limits)
+        async with ApiClient(url, creds, base_url_source=url_source) as client:
+            ex = Executor(ledger, None, client, admission, run_id, ExecuteOptions(), brand_key=brand, limits=limits)
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):  # a signal ends any wait at once
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.add_signal_handler(sig, ex.request_stop)
             token: str | None = None
             seen: set[str] = set()
             while open_ids - seen and pages < MAX_PAGES:
