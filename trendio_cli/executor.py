@@ -242,11 +242,13 @@ class Executor:
         self._unreached = (count, since)
         if count >= self.options.unreachable_after and now - since >= self.options.unreachable_s:
             client = self.client
-            source = f" (the base URL from {client.base_url_source})" if client.base_url_source else ""
+            source = f" (from {client.base_url_source})" if client.base_url_source else ""
             loopback = any(host in client.base_url for host in ("://127.", "://localhost", "://[::1]"))
-            hint = ("is the sandbox running? (`trendio sandbox`, or `trendio demo`)" if loopback else
+            hint = ("is the sandbox running? start it with `trendio sandbox`" if loopback else
                     "check the network, the proxy settings (HTTPS_PROXY, NO_PROXY) and the URL")
-            reason = answer.message.split(": ", 1)[-1] if answer.message else "no connection"
+            message = answer.message or "no connection"
+            # the operating system's reason when there is one ("Connection refused"), else the client's
+            reason = message.rsplit(" (", 1)[1].rstrip(")") if message.endswith(")") else message.split(": ")[-1]
             self.halt(Stop("unreachable", f"cannot reach the API at {client.base_url}{source}: {reason}",
                            EXIT_FAILURE, hint=hint))
 
