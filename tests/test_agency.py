@@ -19,7 +19,8 @@ def folder(tmp_path: Path) -> Path:
                    limits={"creators_per_request": 2, "rate_scope": "app"})
     write_campaign(root / "alpha-high", 60, start=1000, brand="alpha", campaign="alpha-high", priority=9,
                    limits={"creators_per_request": 2, "rate_scope": "app"})
-    write_campaign(root / "beta", 60, start=2000, brand="beta", campaign="beta-one", limits={"creators_per_request": 2, "rate_scope": "app"})
+    write_campaign(root / "beta", 60, start=2000, brand="beta", campaign="beta-one",
+                   limits={"creators_per_request": 2, "rate_scope": "app"})
     write_campaign(root / "gamma", 60, start=3000, brand="gamma", campaign="gamma-one",
                    limits={"creators_per_request": 2, "rate_scope": "app"})
     return root

@@ -65,7 +65,8 @@ def test_a_run_that_lost_its_lock_can_write_nothing_under_it(tmp_path: Path, mon
                                                         fingerprint="f", pairs=1, run_id=run),
         "reservation": lambda: old.reserve_call(brand="b", quota_day="d", endpoint="e", limit=9, run_id=run),
         "unclaim": lambda: old.unclaim("b", [("1", "p")]),
-        "a request about to leave": lambda: old.before_send("scope"),
+        "a request about to leave": lambda: old.reserve_call(brand="b", quota_day="d", endpoint="e", limit=9,
+                                                             run_id=run, gate=lambda conn: True),
     }
     for what, write in writes.items():
         with pytest.raises(LockLost, match=f"run {run} lost the lock of brand 'b': run {taker} "):
@@ -218,7 +219,8 @@ def test_a_paused_run_whose_brand_another_host_took_over_sends_nothing_more(tmp_
     assert b.returncode == 0, b.stderr[-1500:]
     assert a.returncode == 5, err[-1500:]
     result = json.loads(out)
-    assert result["stop_reason"] == "lock_lost" and "lost the lock of brand 'testbrand'" in result["errors"][0]["message"]
+    assert result["stop_reason"] == "lock_lost"
+    assert "lost the lock of brand 'testbrand'" in result["errors"][0]["message"]
     assert stats["requests"] == at_takeover  # A sent nothing after it was resumed
     assert stats["duplicate_attempts"] == 0 and stats["pairs_sent_more_than_once"] == 0
     conn = sqlite3.connect(ledger)

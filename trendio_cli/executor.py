@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from trendio_cli.admission import Admission, NotSent, Waits
+from trendio_cli.admission import Admission, Later, NotSent, Waits
 from trendio_cli.api.answers import ApiAnswer, Outcome
 from trendio_cli.api.client import ApiClient, PreparedRequest
 from trendio_cli.api.endpoints import (
@@ -150,11 +150,11 @@ class Executor:
 
     async def call(self, prepared: PreparedRequest, *, purpose: str, batch_key: str | None = None,
                    attempt: int = 1, claim: Sequence[Pair] = ()) -> ApiAnswer | None:
-        """Admit (admission.py: in one ledger transaction the lock checked, the call reserved against the quota,
-        `claim`'s pairs claimed pending and a send slot taken), send at the slot, record the answer. None when
-        the request did not leave and must not (stopped, quota spent, lock lost): then nothing of it remains
-        (its quota and its claim are given back). A request that never left for want of a connection comes back
-        as a transient answer with `sent_at` None, its quota given back and its claim kept.
+        """Send one request, admitted right before its first byte (admission.py: in one ledger transaction the
+        lock checked, the rate scope's state checked and recorded, the call reserved against the quota and
+        `claim`'s pairs claimed pending), and record its answer. None when it did not leave and must not
+        (stopped, quota spent, lock lost): nothing of it was written. A request that never left for want of a
+        connection comes back as a transient answer with `sent_at` None: it was not counted either.
 
         Purposes: "invite" may not touch the reserve; "sync" may spend only the reserve; "reconcile" may
         spend anything left in the day (it protects against duplicates)."""
@@ -168,11 +168,18 @@ class Executor:
         day = self._quota_day()
         limit = limits.daily_requests - (limits.reserve_requests if purpose == "invite" else 0)
         share = (SYNC_ENDPOINTS, limits.reserve_requests) if purpose == "sync" else None
-        spec = CallSpec(self.brand, day.day, prepared.endpoint.name, limit, self.run_id, batch_key, attempt, share,
-                        claim)
-        self._admitted += 1
+        ticket = self.admission.ticket(CallSpec(self.brand, day.day, prepared.endpoint.name, limit, self.run_id,
+                                                batch_key, attempt, share, claim))
+        self._admitted += 1  # (counted now: requests waiting to leave count against --max-requests too)
         try:
-            ticket = await self.admission.admit(spec)
+            while True:
+                try:
+                    async with self.admission.lane(ticket):
+                        answer = await self.client.send(prepared, before_send=lambda: self.admission.depart(ticket))
+                    break
+                except Later as later:  # a hold: waited out without a connection
+                    if not await self.waits.sleep(later.wait):
+                        raise NotSent("stopped while the scope was held") from None
         except QuotaExhausted as exc:
             self._admitted -= 1
             what = {"invite": "for invitations", "sync": "of the reserve for syncs"}.get(purpose, "")
@@ -191,20 +198,8 @@ class Executor:
             if isinstance(exc, LockLost):
                 self.lost(exc)
             return None
-        try:
-            await self.admission.approach(ticket)
-            answer = await self.client.send(prepared, before_send=lambda: self.admission.leave(ticket))
-        except (NotSent, LockLost) as exc:
+        if ticket.call_id is None:  # it never left (no connection): the platform did not see it, nothing counted
             self._admitted -= 1
-            if isinstance(exc, LockLost):
-                self.lost(exc)
-            else:
-                self.admission.release(ticket, f"not sent: {exc}", unclaim=True)
-            return None
-        if answer.sent_at is None:
-            # it never left: the platform did not count it
-            self._admitted -= 1
-            self.admission.release(ticket, answer.message, unclaim=False)
             self._not_reached(answer)
             return answer
         self._unreached = (0, 0.0)
@@ -529,10 +524,12 @@ class Executor:
         return EXIT_OK
 
     async def heartbeat(self) -> None:
-        """Beat the brand's lock every `heartbeat_s` until a stop ends the waits; a lost lock stops the run."""
+        """Beat the brand's lock every `heartbeat_s` until a stop ends the waits, and checkpoint the ledger
+        (between requests: see `Ledger.checkpoint_later`); a lost lock stops the run."""
         while await self.waits.sleep(self.options.heartbeat_s):
             try:
                 self.ledger.heartbeat(self.brand, self.run_id)
+                self.ledger.checkpoint()
             except LockLost as exc:
                 self.lost(exc)
                 return

@@ -30,7 +30,6 @@ ACCEPTED, DECLINED, EXPIRED = "accepted", "declined", "expired"
 INVITED_STATES = (PENDING, SENT, ACCEPTED, DECLINED, EXPIRED)  # the creator got (or may have got) the invitation
 INVITED_SQL = "('pending', 'sent', 'accepted', 'declined', 'expired')"
 FINAL_STATES = (SENT, CONFLICT, FAILED, INELIGIBLE, ACCEPTED, DECLINED, EXPIRED)
-NEVER_SENT = "never_sent"  # the outcome of a reserved call that never left this machine (its quota given back)
 
 
 def _lock_stale_after_s() -> float:
@@ -141,10 +140,9 @@ class Fence:
 
 @dataclass(frozen=True)
 class Reservation:
-    """A call counted against the quota: its row in api_calls, and its send slot when one was asked for."""
+    """A call counted against the quota: its row in api_calls."""
 
     call_id: int
-    slot: float | None = None  # wall-clock time the request may leave (admission.Admission takes it)
 
 
 @dataclass(frozen=True)
@@ -242,10 +240,13 @@ def m006_lock_epochs(db: sqlite_utils.Database) -> None:
 
 @migration
 def m007_rate_state(db: sqlite_utils.Database) -> None:
-    # admission: the state of pyrate-limiter's GCRA per rate scope (its theoretical arrival time, in integer
-    # nanoseconds), and until when the scope is held after a 429; replaces the group schedule in `pace`
-    db["rate_state"].create({"scope": str, "tat_ns": int, "hold_until": float, "updated_at": str}, pk="scope",
-                            not_null={"tat_ns", "hold_until"}, defaults={"hold_until": 0.0})
+    # admission: per rate scope, the state of pyrate-limiter's GCRA that spaces the slots (its theoretical
+    # arrival time, in integer nanoseconds), until when the scope is held after a 429, and the log of the
+    # requests that left within the last window (microseconds, oldest first, comma-separated) for its sliding
+    # window log. Replaces the group schedule in `pace`.
+    db["rate_state"].create({"scope": str, "tat_ns": int, "hold_until": float, "departures": str,
+                             "updated_at": str}, pk="scope", not_null={"tat_ns", "hold_until"},
+                            defaults={"hold_until": 0.0})
     db["pace"].drop()
 
 
@@ -296,7 +297,7 @@ PG_MIGRATIONS: dict[str, list[str]] = {
     ],
     "m007_rate_state": [
         "CREATE TABLE rate_state (scope TEXT PRIMARY KEY, tat_ns BIGINT NOT NULL, "
-        "hold_until DOUBLE PRECISION NOT NULL DEFAULT 0, updated_at TEXT)",
+        "hold_until DOUBLE PRECISION NOT NULL DEFAULT 0, departures TEXT, updated_at TEXT)",
         "DROP TABLE pace",
     ],
 }
@@ -667,18 +668,21 @@ class Ledger:
     def reserve_call(self, *, brand: str, quota_day: str, endpoint: str, limit: int, run_id: int | None,
                      batch_key: str | None = None, attempt: int = 1,
                      share: tuple[Sequence[str], int] | None = None, claim: Sequence[tuple[str, str]] = (),
-                     slot: Callable[[Any], float] | None = None) -> Reservation:
+                     gate: Callable[[Any], bool] | None = None) -> Reservation | None:
         """Count one call against the brand's quota day before it is sent; refuse past `limit`, and, with
         `share=(endpoints, n)`, past n calls to those endpoints that day (a reserve kept for them).
 
         In the same transaction (with the fencing check of `transaction`), so that a request costs one commit
-        before it leaves: `claim` marks planned pairs pending (write-ahead, as `claim()`; ClaimRefused if one
-        is not planned any more), and `slot(c)` takes its send slot from the rate scope's state (admission.py).
-        Refused (QuotaExhausted, ClaimRefused, LockLost), it changes nothing."""
+        before it leaves: `gate(c)` first checks and records its rate scope (admission.py; what it raises
+        refuses the call and keeps nothing; False: not now, and only what the gate wrote is kept, None is
+        returned), and `claim` marks planned pairs pending (write-ahead, as `claim()`; ClaimRefused if one is
+        not planned any more). Refused (QuotaExhausted, ClaimRefused, LockLost, the gate's), it changes
+        nothing."""
         spec = CallSpec(brand, quota_day, endpoint, limit, run_id, batch_key, attempt, share, claim)
         with self.transaction() as c:
-            call_id = self._reserve(c, spec, utcnow())
-            return Reservation(call_id, slot(c) if slot is not None else None)
+            if gate is not None and not gate(c):
+                return None
+            return Reservation(self._reserve(c, spec, utcnow()))
 
     def _reserve(self, c: Any, spec: CallSpec, now: str) -> int:
         brand, quota_day = spec.brand, spec.quota_day
@@ -691,8 +695,7 @@ class Ledger:
             endpoints, cap = spec.share
             marks = ",".join("?" * len(endpoints))
             spent = c.execute(f"SELECT COUNT(*) FROM api_calls WHERE brand = ? AND quota_day = ? "
-                              f"AND endpoint IN ({marks}) AND COALESCE(outcome, '') != '{NEVER_SENT}'",
-                              (brand, quota_day, *endpoints)).fetchone()[0]
+                              f"AND endpoint IN ({marks})", (brand, quota_day, *endpoints)).fetchone()[0]
             if spent + 1 > cap:
                 raise QuotaExhausted(spent, cap)
         if spec.claim and self._claim(c, brand, spec.run_id, spec.batch_key or "", spec.claim, now) < len(spec.claim):
@@ -705,27 +708,9 @@ class Ledger:
             (brand, quota_day, spec.endpoint, spec.run_id, spec.batch_key, now, spec.attempt),
         ).fetchone()[0])
 
-    def release_call(self, call_id: int, *, unclaim: Sequence[tuple[str, str]] = (), message: str = "") -> None:
-        """A reserved call that never left this machine (connection refused, no route, stopped before its slot):
-        the platform never counted it, so its quota goes back, and the pairs it claimed go back to planned.
-        Its row stays in api_calls, as `never_sent`, with why."""
-        now = utcnow()
-        with self.transaction() as c:
-            row = c.execute("SELECT brand, quota_day FROM api_calls WHERE id = ? AND outcome = 'reserved'",
-                            (call_id,)).fetchone()
-            if row is None:
-                return
-            brand, quota_day = row
-            self._serialize(c, f"quota:{brand}:{quota_day}")
-            c.execute("UPDATE api_calls SET outcome = ?, finished_at = ?, message = ? WHERE id = ?",
-                      (NEVER_SENT, now, message[:500], call_id))
-            c.execute("UPDATE quota_usage SET used = used - 1 WHERE brand = ? AND quota_day = ? AND used > 0",
-                      (brand, quota_day))
-            self._unclaim(c, brand, unclaim, now)
-
     def record_call(self, call_id: int, *, outcome: str, http_status: int | None, code: int | None,
                     latency_ms: float, request_id: str | None, message: str = "", defer: bool = False) -> None:
-        """The answer to a reserved call (once: a call already answered or released is left alone). `defer`:
+        """The answer to a reserved call (once: a call already answered is left alone). `defer`:
         written with the ledger's next transaction (or when it is closed) instead of in one of its own; the
         quota was counted at reservation either way."""
         self._write("UPDATE api_calls SET finished_at = ?, outcome = ?, http_status = ?, code = ?, latency_ms = ?, "
@@ -741,23 +726,26 @@ class Ledger:
             c.executemany(sql, rows)
 
     # --- admission: the rate scopes' state (admission.py) ---------------------------------------
-    def rate_state(self, c: Any, scope: str) -> tuple[int, float]:
-        """In a transaction: the scope's GCRA state (its theoretical arrival time, integer nanoseconds; 0 for a
-        scope never used) and until when it is held, locked for this transaction's update."""
+    def rate_state(self, c: Any, scope: str) -> tuple[int, float, list[int]]:
+        """In a transaction: the scope's state, locked for this transaction's update: GCRA's theoretical arrival
+        time (integer nanoseconds; 0 for a scope never used), until when the scope is held, and the departures
+        of its last window (integer microseconds, oldest first)."""
         self._serialize(c, f"rate:{scope}")
         c.execute("INSERT INTO rate_state (scope, tat_ns, hold_until) VALUES (?, 0, 0) ON CONFLICT(scope) DO NOTHING",
                   (scope,))
         lock = " FOR UPDATE" if self.pg else ""
-        row = c.execute(f"SELECT tat_ns, hold_until FROM rate_state WHERE scope = ?{lock}", (scope,)).fetchone()
-        return int(row[0]), float(row[1])
+        tat, hold, log = c.execute(f"SELECT tat_ns, hold_until, departures FROM rate_state WHERE scope = ?{lock}",
+                                   (scope,)).fetchone()
+        return int(tat), float(hold), [int(t) for t in log.split(",")] if log else []
 
-    def set_rate_state(self, c: Any, scope: str, tat_ns: int) -> None:
-        c.execute("UPDATE rate_state SET tat_ns = ?, updated_at = ? WHERE scope = ?", (int(tat_ns), utcnow(), scope))
-
-    def take_slot(self, slot: Callable[[Any], float]) -> float:
-        """A new send slot alone (a request that could not leave on time), fenced like a reservation."""
-        with self.transaction() as c:
-            return slot(c)
+    def set_rate_state(self, c: Any, scope: str, tat_ns: int, departures: Sequence[int] | None = None) -> None:
+        """In the transaction that read it: the scope's new state (`departures` None: unchanged)."""
+        if departures is None:
+            c.execute("UPDATE rate_state SET tat_ns = ?, updated_at = ? WHERE scope = ?",
+                      (int(tat_ns), utcnow(), scope))
+        else:
+            c.execute("UPDATE rate_state SET tat_ns = ?, departures = ?, updated_at = ? WHERE scope = ?",
+                      (int(tat_ns), ",".join(map(str, departures)), utcnow(), scope))
 
     def hold_rate_scope(self, scope: str, until: float) -> None:
         """No request of the scope leaves before `until` (the platform asked every process to wait)."""
@@ -769,13 +757,17 @@ class Ledger:
                       f"hold_until = {g}(rate_state.hold_until, excluded.hold_until), updated_at = excluded.updated_at",
                       (scope, int(until * 1e9), until, utcnow()))
 
-    def before_send(self, scope: str) -> float:
-        """Read right before a request leaves: until when its rate scope is held (0 when it is not); LockLost
-        if this ledger's run no longer holds its brand's lock (the request must not leave)."""
-        if self.fence is not None:
-            self._check_fence(self.conn, self.fence, read_only=True)
-        row = self.conn.execute("SELECT hold_until FROM rate_state WHERE scope = ?", (scope,)).fetchone()
-        return float(row[0]) if row else 0.0
+    def checkpoint_later(self) -> None:
+        """SQLite: no WAL checkpoint at this connection's commits (one takes 10-20 ms now and then, with its
+        fsync: right before a request's first byte, it would delay the request past its margin); the run
+        checkpoints between requests instead (`checkpoint`, with its heartbeat) and when it closes."""
+        if not self.pg and not self.readonly:
+            self.conn.execute("PRAGMA wal_autocheckpoint = 0")
+
+    def checkpoint(self) -> None:
+        """Copy the WAL back into the ledger file as far as readers allow (SQLite; nothing on PostgreSQL)."""
+        if not self.pg and not self.readonly:
+            self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     @property
     def _greatest(self) -> str:
