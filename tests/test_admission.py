@@ -109,8 +109,8 @@ def test_the_rule_is_pyrate_limiters_rates_for_both_algorithms():
     assert (rule.limit, rule.window_ms) == (50, 1000 + WINDOW_MARGIN_MS)
     assert rule.spacing_s == pytest.approx(0.0205) and rule.per_second == pytest.approx(48.78, abs=0.01)
     rate = rule.rate()
-    assert (rate.limit, rate.interval, rate.burst) == (50, 1_025_000, 1)  # microseconds
-    assert rule.rate(0.5).interval == 2_050_000
+    assert (rate.limit, rate.interval, rate.burst) == (50, 1_025_050, 1)  # microseconds, and 1 more per slot
+    assert rule.rate(0.5).interval == 2_050_050
     assert [(r.limit, r.interval) for r in rule.log_rates()] == [(1, 15_375), (50, 1_025_000)]
     assert [(r.limit, r.interval) for r in RateRule.for_rate(0.5).log_rates()] == [(1, 2_025_000)]
     assert rule.schedule(3, start=10.0) == [10.0, pytest.approx(10.0205), pytest.approx(10.041)]
@@ -162,7 +162,7 @@ def test_on_time_requests_are_evenly_spaced_and_fill_the_window_exactly(monkeypa
     clock.install(monkeypatch)
     processes = [admission(Ledger.open(tmp_path / "l.db")) for _ in range(2)]
     left = run_together(processes, clock, 300)
-    assert {round(y - x, 5) for x, y in zip(left, left[1:])} == {0.0205}
+    assert {round(y - x, 5) for x, y in zip(left, left[1:])} == {0.0205}  # (and a microsecond)
     assert window_counts(left) == 49 and window_counts(left, 1.0249) == 50  # (floats near 1.8e9)
     assert {p.late for p in processes} == {0}
 

@@ -115,8 +115,10 @@ class RateRule:
     def rate(self, factor: float = 1.0) -> Rate:
         """The spacing for GCRA, in microseconds (`TICKS_PER_S`: whole milliseconds would round every slot up
         to the next one, 21 ms apart instead of 20.5 at 50/s), slowed by `factor` after 429s; a burst of 1:
-        slots one spacing apart."""
-        return Rate(self.limit, max(1, int(round(self.window_ms * 1000 / factor))), burst=1)
+        slots one spacing apart. A microsecond longer per slot than the log's window: N + 1 slots then span
+        a little more than the window, and the log (which counts its window's start in) never refuses a
+        request that leaves on its slot."""
+        return Rate(self.limit, max(1, int(round(self.window_ms * 1000 / factor))) + self.limit, burst=1)
 
     def log_rates(self) -> list[Rate]:
         """The departure log's rates: the rule, and (with more than one request per window) never two requests

@@ -687,10 +687,6 @@ class Ledger:
     def _reserve(self, c: Any, spec: CallSpec, now: str) -> int:
         brand, quota_day = spec.brand, spec.quota_day
         self._serialize(c, f"quota:{brand}:{quota_day}")
-        row = c.execute("SELECT used FROM quota_usage WHERE brand = ? AND quota_day = ?", (brand, quota_day)).fetchone()
-        used = row[0] if row else 0
-        if used + 1 > spec.limit:
-            raise QuotaExhausted(used, spec.limit)
         if spec.share is not None:
             endpoints, cap = spec.share
             marks = ",".join("?" * len(endpoints))
@@ -698,10 +694,16 @@ class Ledger:
                               f"AND endpoint IN ({marks})", (brand, quota_day, *endpoints)).fetchone()[0]
             if spent + 1 > cap:
                 raise QuotaExhausted(spent, cap)
+        # counted and checked in one statement (a request costs as few statements as it can)
+        if c.execute("UPDATE quota_usage SET used = used + 1 WHERE brand = ? AND quota_day = ? AND used < ? "
+                     "RETURNING used", (brand, quota_day, spec.limit)).fetchone() is None:
+            row = c.execute("SELECT used FROM quota_usage WHERE brand = ? AND quota_day = ?",
+                            (brand, quota_day)).fetchone()
+            if row is not None or spec.limit < 1:
+                raise QuotaExhausted(row[0] if row else 0, spec.limit)
+            c.execute("INSERT INTO quota_usage (brand, quota_day, used) VALUES (?, ?, 1)", (brand, quota_day))
         if spec.claim and self._claim(c, brand, spec.run_id, spec.batch_key or "", spec.claim, now) < len(spec.claim):
             raise ClaimRefused(self._not_planned(c, brand, spec.claim))
-        c.execute("INSERT INTO quota_usage (brand, quota_day, used) VALUES (?, ?, 1) "
-                  "ON CONFLICT(brand, quota_day) DO UPDATE SET used = quota_usage.used + 1", (brand, quota_day))
         return int(c.execute(
             "INSERT INTO api_calls (brand, quota_day, endpoint, run_id, batch_key, reserved_at, attempt, outcome) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, 'reserved') RETURNING id",
@@ -731,11 +733,15 @@ class Ledger:
         time (integer nanoseconds; 0 for a scope never used), until when the scope is held, and the departures
         of its last window (integer microseconds, oldest first)."""
         self._serialize(c, f"rate:{scope}")
-        c.execute("INSERT INTO rate_state (scope, tat_ns, hold_until) VALUES (?, 0, 0) ON CONFLICT(scope) DO NOTHING",
-                  (scope,))
         lock = " FOR UPDATE" if self.pg else ""
-        tat, hold, log = c.execute(f"SELECT tat_ns, hold_until, departures FROM rate_state WHERE scope = ?{lock}",
-                                   (scope,)).fetchone()
+        row = c.execute(f"SELECT tat_ns, hold_until, departures FROM rate_state WHERE scope = ?{lock}",
+                        (scope,)).fetchone()
+        if row is None:
+            c.execute("INSERT INTO rate_state (scope, tat_ns, hold_until) VALUES (?, 0, 0) ON CONFLICT(scope) "
+                      "DO NOTHING", (scope,))
+            row = c.execute(f"SELECT tat_ns, hold_until, departures FROM rate_state WHERE scope = ?{lock}",
+                            (scope,)).fetchone()
+        tat, hold, log = row
         return int(tat), float(hold), [int(t) for t in log.split(",")] if log else []
 
     def set_rate_state(self, c: Any, scope: str, tat_ns: int, departures: Sequence[int] | None = None) -> None:
