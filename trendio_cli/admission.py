@@ -55,8 +55,8 @@ if TYPE_CHECKING:
     from trendio_cli.ledger import Ledger
 
 WINDOW_MARGIN_MS = 25  # the rule's window is this much longer than a second: 50 per 1,025 ms at 50/s
-CATCH_UP = 5  # slots a process holds ahead: a stall of up to this many slots is caught up without loss
-CATCH_UP_SPACING = 0.75  # catching up, two requests are never closer than this share of a slot
+CATCH_UP = 8  # slots a process holds ahead: a stall of up to this many slots is caught up without loss
+CATCH_UP_SPACING = 0.5  # catching up, two requests are never closer than this share of a slot
 LATE_S = 0.010  # a request that leaves later than this after its slot counts as late (a figure, not a rule)
 LANES = 4  # requests of a process holding a connection while they queue to leave
 HOLD_CONNECTION_S = 1.0  # a longer wait is waited out without a connection
@@ -122,8 +122,8 @@ class RateRule:
 
     def log_rates(self) -> list[Rate]:
         """The departure log's rates: the rule, and (with more than one request per window) never two requests
-        closer than CATCH_UP_SPACING of a slot: late requests catch up a third faster than the pace at most,
-        never in a burst."""
+        closer than CATCH_UP_SPACING of a slot: late requests catch up at twice the pace at most, never in a
+        burst."""
         window = self.window_ms * 1000
         spacing = [Rate(1, int(window / self.limit * CATCH_UP_SPACING))] if self.limit > 1 else []
         return [*spacing, Rate(self.limit, window)]
