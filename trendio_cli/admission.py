@@ -55,7 +55,7 @@ if TYPE_CHECKING:
     from trendio_cli.ledger import Ledger
 
 WINDOW_MARGIN_MS = 25  # the rule's window is this much longer than a second: 50 per 1,025 ms at 50/s
-CATCH_UP = 8  # slots a process holds ahead: a stall of up to this many slots is caught up without loss
+CATCH_UP = 16  # slots a process holds ahead: a stall of up to this many slots is caught up without loss
 CATCH_UP_SPACING = 0.5  # catching up, two requests are never closer than this share of a slot
 LATE_S = 0.010  # a request that leaves later than this after its slot counts as late (a figure, not a rule)
 LANES = 4  # requests of a process holding a connection while they queue to leave
