@@ -361,7 +361,7 @@ class Admission:
                 brand=ticket.spec.brand, quota_day=ticket.spec.quota_day, endpoint=ticket.spec.endpoint,
                 limit=ticket.spec.limit, run_id=ticket.spec.run_id, batch_key=ticket.spec.batch_key,
                 attempt=ticket.spec.attempt, share=ticket.spec.share, claim=ticket.spec.claim,
-                gate=lambda conn: self._gate(conn, scope, plan))
+                gate=lambda conn: self._gate(conn, scope, plan), depart=lambda conn: self._depart(conn, scope, plan))
         except _Wait as refused:
             if plan.get("void"):
                 self._slots[scope] = []  # slots inside a hold (or from a clock gone back) are void
@@ -376,11 +376,10 @@ class Admission:
         return reservation.call_id
 
     def _gate(self, conn: Any, scope: str, plan: dict[str, Any]) -> bool:
-        """In the admitting transaction: whether the request leaves now. It needs the scope not held, a slot of
-        this process's that is due (its queue of up to CATCH_UP slots, taken from the scope's GCRA schedule,
-        evenly spaced), and room in the scope's departure log (the exact limit); then it tops the queue up.
-        False: it only took slots, none due yet. _Wait: no room now, nothing kept. `plan` gets the process's
-        queue and next try as they are if the transaction is kept."""
+        """In the admitting transaction, first: whether the request may leave now. It needs the scope not held
+        and a slot of this process's that is due (its queue of up to CATCH_UP slots, taken from the scope's
+        GCRA schedule, evenly spaced). False: it only took slots, none due yet. _Wait: no room now, nothing
+        kept. `plan` gets the process's queue and next try as they are if the transaction is kept."""
         now = time.time()
         tat, hold_until, departures = self.ledger.rate_state(conn, scope)
         queue = list(self._slots.get(scope, ()))
@@ -399,18 +398,25 @@ class Admission:
                 self.ledger.set_rate_state(conn, scope, store.tat_ns)
             plan.update(queue=queue, next=due)
             return False
-        log = self._log(scope)
-        log.bind(departures)
-        item = RateItem(scope, int(now * TICKS_PER_S))
-        if not log.put(item):
-            raise _Wait(max(log.waiting(item), 1) / TICKS_PER_S)  # (the slots it took are rolled back)
         queue.pop(0)
         queue.extend(self._take_slots(pacer, scope, now, CATCH_UP - len(queue)))
-        self.ledger.set_rate_state(conn, scope, store.tat_ns, log.entries)
-        # the next request of the process: at its slot, and never closer to this one than the log allows
-        plan.update(queue=queue, next=max(queue[0], now + self.rule.spacing_s * CATCH_UP_SPACING),
-                    late=now - due > LATE_S)
+        plan.update(queue=queue, due=due, pacer=store, departures=departures)
         return True
+
+    def _depart(self, conn: Any, scope: str, plan: dict[str, Any]) -> None:
+        """In the admitting transaction, last (after the quota and the claim, right before the commit, so that
+        the moment it records is as close to the first byte as can be): room in the scope's departure log (the
+        exact limit), and the departure recorded with the scope's state. _Wait: nothing is kept."""
+        now = time.time()
+        log = self._log(scope)
+        log.bind(plan["departures"])
+        item = RateItem(scope, int(now * TICKS_PER_S))
+        if not log.put(item):
+            raise _Wait(max(log.waiting(item), 1) / TICKS_PER_S)
+        self.ledger.set_rate_state(conn, scope, plan["pacer"].tat_ns, log.entries)
+        # the next request of the process: at its slot, and never closer to this one than the log allows
+        queue = plan["queue"]
+        plan.update(next=max(queue[0], now + self.rule.spacing_s * CATCH_UP_SPACING), late=now - plan["due"] > LATE_S)
 
     def _take_slots(self, pacer: StateBucket, scope: str, now: float, n: int) -> list[float]:
         """The scope's next `n` free slots, from pyrate-limiter's GCRA with a burst of 1: a refusal says when

@@ -668,40 +668,46 @@ class Ledger:
     def reserve_call(self, *, brand: str, quota_day: str, endpoint: str, limit: int, run_id: int | None,
                      batch_key: str | None = None, attempt: int = 1,
                      share: tuple[Sequence[str], int] | None = None, claim: Sequence[tuple[str, str]] = (),
-                     gate: Callable[[Any], bool] | None = None) -> Reservation | None:
+                     gate: Callable[[Any], bool] | None = None,
+                     depart: Callable[[Any], None] | None = None) -> Reservation | None:
         """Count one call against the brand's quota day before it is sent; refuse past `limit`, and, with
         `share=(endpoints, n)`, past n calls to those endpoints that day (a reserve kept for them).
 
         In the same transaction (with the fencing check of `transaction`), so that a request costs one commit
-        before it leaves: `gate(c)` first checks and records its rate scope (admission.py; what it raises
-        refuses the call and keeps nothing; False: not now, and only what the gate wrote is kept, None is
-        returned), and `claim` marks planned pairs pending (write-ahead, as `claim()`; ClaimRefused if one is
-        not planned any more). Refused (QuotaExhausted, ClaimRefused, LockLost, the gate's), it changes
-        nothing."""
+        before it leaves: `gate(c)` first checks its rate scope (admission.py; what it raises refuses the call
+        and keeps nothing; False: not now, and only what the gate wrote is kept, None is returned), `claim`
+        marks planned pairs pending (write-ahead, as `claim()`; ClaimRefused if one is not planned any more),
+        and `depart(c)`, last before the commit, records its departure (what it raises refuses the call).
+        Refused (QuotaExhausted, ClaimRefused, LockLost, the gate's), it changes nothing."""
         spec = CallSpec(brand, quota_day, endpoint, limit, run_id, batch_key, attempt, share, claim)
         with self.transaction() as c:
             if gate is not None and not gate(c):
                 return None
-            return Reservation(self._reserve(c, spec, utcnow()))
+            reservation = Reservation(self._reserve(c, spec, utcnow()))
+            if depart is not None:
+                depart(c)
+            return reservation
 
     def _reserve(self, c: Any, spec: CallSpec, now: str) -> int:
         brand, quota_day = spec.brand, spec.quota_day
-        self._serialize(c, f"quota:{brand}:{quota_day}")
         if spec.share is not None:
+            self._serialize(c, f"quota:{brand}:{quota_day}")
             endpoints, cap = spec.share
             marks = ",".join("?" * len(endpoints))
             spent = c.execute(f"SELECT COUNT(*) FROM api_calls WHERE brand = ? AND quota_day = ? "
                               f"AND endpoint IN ({marks})", (brand, quota_day, *endpoints)).fetchone()[0]
             if spent + 1 > cap:
                 raise QuotaExhausted(spent, cap)
-        # counted and checked in one statement (a request costs as few statements as it can)
-        if c.execute("UPDATE quota_usage SET used = used + 1 WHERE brand = ? AND quota_day = ? AND used < ? "
-                     "RETURNING used", (brand, quota_day, spec.limit)).fetchone() is None:
+        # counted and checked in one statement (its row lock serializes the brand's day on PostgreSQL)
+        count = "UPDATE quota_usage SET used = used + 1 WHERE brand = ? AND quota_day = ? AND used < ? RETURNING used"
+        if c.execute(count, (brand, quota_day, spec.limit)).fetchone() is None:
+            self._serialize(c, f"quota:{brand}:{quota_day}")  # the day's first call, or the limit reached
             row = c.execute("SELECT used FROM quota_usage WHERE brand = ? AND quota_day = ?",
                             (brand, quota_day)).fetchone()
-            if row is not None or spec.limit < 1:
+            if row is None and spec.limit >= 1:
+                c.execute("INSERT INTO quota_usage (brand, quota_day, used) VALUES (?, ?, 1)", (brand, quota_day))
+            elif row is None or c.execute(count, (brand, quota_day, spec.limit)).fetchone() is None:
                 raise QuotaExhausted(row[0] if row else 0, spec.limit)
-            c.execute("INSERT INTO quota_usage (brand, quota_day, used) VALUES (?, ?, 1)", (brand, quota_day))
         if spec.claim and self._claim(c, brand, spec.run_id, spec.batch_key or "", spec.claim, now) < len(spec.claim):
             raise ClaimRefused(self._not_planned(c, brand, spec.claim))
         return int(c.execute(
@@ -732,8 +738,7 @@ class Ledger:
         """In a transaction: the scope's state, locked for this transaction's update: GCRA's theoretical arrival
         time (integer nanoseconds; 0 for a scope never used), until when the scope is held, and the departures
         of its last window (integer microseconds, oldest first)."""
-        self._serialize(c, f"rate:{scope}")
-        lock = " FOR UPDATE" if self.pg else ""
+        lock = " FOR UPDATE" if self.pg else ""  # (the row lock serializes the scope on PostgreSQL)
         row = c.execute(f"SELECT tat_ns, hold_until, departures FROM rate_state WHERE scope = ?{lock}",
                         (scope,)).fetchone()
         if row is None:
@@ -757,7 +762,6 @@ class Ledger:
         """No request of the scope leaves before `until` (the platform asked every process to wait)."""
         g = self._greatest
         with self.transaction() as c:
-            self._serialize(c, f"rate:{scope}")
             c.execute(f"INSERT INTO rate_state (scope, tat_ns, hold_until, updated_at) VALUES (?, ?, ?, ?) "
                       f"ON CONFLICT(scope) DO UPDATE SET tat_ns = {g}(rate_state.tat_ns, excluded.tat_ns), "
                       f"hold_until = {g}(rate_state.hold_until, excluded.hold_until), updated_at = excluded.updated_at",
