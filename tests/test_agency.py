@@ -16,12 +16,13 @@ BRANDS = ("alpha", "beta", "gamma")
 def folder(tmp_path: Path) -> Path:
     root = tmp_path / "campaigns"
     write_campaign(root / "alpha-low", 60, start=0, brand="alpha", campaign="alpha-low", priority=1,
-                   limits={"creators_per_request": 2})
+                   limits={"creators_per_request": 2, "rate_scope": "app"})
     write_campaign(root / "alpha-high", 60, start=1000, brand="alpha", campaign="alpha-high", priority=9,
-                   limits={"creators_per_request": 2})
-    write_campaign(root / "beta", 60, start=2000, brand="beta", campaign="beta-one", limits={"creators_per_request": 2})
+                   limits={"creators_per_request": 2, "rate_scope": "app"})
+    write_campaign(root / "beta", 60, start=2000, brand="beta", campaign="beta-one",
+                   limits={"creators_per_request": 2, "rate_scope": "app"})
     write_campaign(root / "gamma", 60, start=3000, brand="gamma", campaign="gamma-one",
-                   limits={"creators_per_request": 2})
+                   limits={"creators_per_request": 2, "rate_scope": "app"})
     return root
 
 

@@ -102,7 +102,8 @@ def test_killed_runs_with_lost_answers_never_duplicate_nor_lose_an_invitation(tm
 
 def test_two_brands_in_two_processes_share_the_app_rate_limit(tmp_path: Path):
     ledger = tmp_path / "l.db"
-    paths = [write_campaign(tmp_path / b, 150, start=i * 1000, brand=b, limits={"creators_per_request": 1},
+    paths = [write_campaign(tmp_path / b, 150, start=i * 1000, brand=b,
+                            limits={"creators_per_request": 1, "rate_scope": "app"},
                             products=[{"id": "5", "commission": "10%"}]) for i, b in enumerate(("alpha", "beta"))]
     with SandboxServer(SandboxSettings(latency_ms=50, ineligible_permille=0),
                        credentials=shop_credentials(("alpha", "beta"))) as sb:

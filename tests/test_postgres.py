@@ -114,7 +114,8 @@ def test_two_runners_on_one_server_pace_and_count_together(tmp_path: Path, pg_ur
     creds = shop_credentials(("alpha", "beta"))
     env = {"TRENDIO_LEDGER": pg_url, **shop_env(("alpha", "beta"))}
     paths = [write_campaign(tmp_path / b, 120, start=i * 1000, brand=b, products=[{"id": "5", "commission": "10%"}],
-                            limits={"creators_per_request": 1, "daily_requests": 100, "reserve_requests": 0})
+                            limits={"creators_per_request": 1, "daily_requests": 100, "reserve_requests": 0,
+                                    "rate_scope": "app"})
              for i, b in enumerate(("alpha", "beta"))]
     with SandboxServer(SandboxSettings(latency_ms=50, ineligible_permille=0), credentials=creds) as sb:
         env["TRENDIO_BASE_URL"] = sb.url

@@ -1022,3 +1022,28 @@ def test_trendio_sandbox_serves_with_its_options_and_refuses_bad_ones(tmp_path):
         server.terminate()
         server.wait(timeout=10)
     assert [json.loads(x)["code"] for x in log.read_text().splitlines()] == [50001703, 0, 16024022]
+
+
+def test_the_rate_window_counts_arrivals_in_stamp_order_whatever_order_they_are_read_in():
+    """Requests are stamped on arrival and counted once their body is read, not always in order (on a busy
+    machine, up to tens of ms apart): neither the 429s nor the most-in-a-second figure may count one twice
+    or keep one that left the window."""
+    import random
+
+    from trendio_cli.api.credentials import sandbox_accepted_credentials
+    from trendio_cli.sandbox.state import MaxWindow, SandboxState
+
+    rng = random.Random(5)
+    stamps = [i * 0.0205 for i in range(200)]  # 50 in any 1.025 s: never 51 in a second
+    read_order = sorted(stamps, key=lambda t: t + rng.uniform(0, 0.05))
+    state = SandboxState(SandboxSettings(ineligible_permille=0), sandbox_accepted_credentials())
+    creds = sandbox_accepted_credentials()[0]
+    for t in read_order:
+        shop, refusal = state.admit("search_collaborations", "/x", {"app_key": creds.app_key}, creds.access_token,
+                                    b"{}", arrived=t)
+        assert refusal is None or refusal.code != 36009002, t
+    assert state.snapshot()["max_requests_in_window"] == 49
+    window = MaxWindow(1.0)
+    for t in sorted(stamps[:60], key=lambda t: -t):  # all of them backwards
+        window.add(t)
+    assert window.max == 49

@@ -87,9 +87,10 @@ def test_three_processes_on_one_ledger(tmp_path: Path):
     creds = shop_credentials(("alpha", "beta"))
     env = {"TRENDIO_LEDGER": str(tmp_path / "l.db"), **shop_env(("alpha", "beta"))}
     alpha = write_campaign(tmp_path / "alpha", 150, brand="alpha", products=[{"id": "5", "commission": "10%"}],
-                           limits={"creators_per_request": 1, "daily_requests": 100, "reserve_requests": 0})
+                           limits={"creators_per_request": 1, "daily_requests": 100, "reserve_requests": 0,
+                                   "rate_scope": "app"})
     beta = write_campaign(tmp_path / "beta", 150, start=5000, brand="beta", products=[{"id": "5", "commission": "10%"}],
-                          limits={"creators_per_request": 1})
+                          limits={"creators_per_request": 1, "rate_scope": "app"})
     with SandboxServer(SandboxSettings(latency_ms=80, ineligible_permille=0), credentials=creds) as sb:
         env["TRENDIO_BASE_URL"] = sb.url
         first, second = start(alpha, env), start(beta, env)

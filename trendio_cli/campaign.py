@@ -236,7 +236,10 @@ class Schedule(Strict):
 class Limits(Strict):
     # below 0.1/s a run would wait minutes between requests, holding the brand's lock all along
     requests_per_second: float = Field(default=50, ge=0.1, le=50)
-    rate_scope: Literal["app", "brand"] = "app"
+    # what the rate counts together: the brand's shop, all endpoints (the default; "shop" says the same); the
+    # shop per endpoint ("api", the platform's documented rule); or every brand on the app key ("app", when
+    # several brands share one app and the platform is taken to count per app)
+    rate_scope: Literal["brand", "shop", "api", "app"] = "brand"
     daily_requests: int = Field(default=10_000, ge=1, le=10_000)
     reserve_requests: int = Field(default=500, ge=0, le=10_000)
     quota_timezone: TimeZone = "UTC"

@@ -1,6 +1,7 @@
-"""The executor: the only place that sends invitations. Write-ahead (pending before the request leaves),
-quota reserved in the ledger before every call, paced by the shared send schedule, every answer recorded per pair,
-and nothing sent twice: an uncertain create is reconciled with the platform before anything is resent."""
+"""The executor: the only place that sends invitations. Every request admitted first (admission.py: the run's
+lock checked, quota reserved, pairs claimed pending and a send slot taken, in one ledger transaction), every
+answer recorded per pair, and nothing sent twice: an uncertain create is reconciled with the platform before
+anything is resent. A run that lost its brand's lock stops at once."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from trendio_cli.admission import Admission, Later, NotSent, Waits
 from trendio_cli.api.answers import HINTS, ApiAnswer, Outcome
 from trendio_cli.api.client import ApiClient, PreparedRequest
 from trendio_cli.api.endpoints import (
@@ -29,19 +31,20 @@ from trendio_cli.api.endpoints import (
 )
 from trendio_cli.api.tokens import RefreshFailed
 from trendio_cli.campaign import Campaign, Limits
-from trendio_cli.errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, EXIT_PARTIAL, EXIT_QUOTA, EXIT_REFUSED
+from trendio_cli.errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, EXIT_PARTIAL, EXIT_QUOTA, EXIT_REFUSED, BadInput
 from trendio_cli.ledger import (
     CONFLICT,
     FAILED,
     INELIGIBLE,
     SENT,
     CallSpec,
+    ClaimRefused,
     Ledger,
+    LockLost,
     QuotaExhausted,
     iso,
     parse_iso,
 )
-from trendio_cli.pacing import Pacer
 from trendio_cli.planner import Batch, collaboration_name, create_fields
 from trendio_cli.quota import QuotaDay
 
@@ -51,6 +54,11 @@ EXIT_INTERRUPTED = 130
 MAX_NAME_SEARCH_PAGES = 5  # a name is unique: more than one page means the platform matches loosely
 # Answers that mean the campaign itself is wrong: it stops at the first one (exit 2), naming what.
 STOPS_CAMPAIGN = (Outcome.PRODUCT, Outcome.SENSITIVE, Outcome.INVALID)
+RETRY_AFTER_CAP_S = 60.0  # no Retry-After is waited longer than this
+# stops that end every wait at once (nothing more leaves); after the others (a quota, --max-requests) the
+# requests already under way may still reconcile what they sent
+URGENT_STOPS = ("interrupted", "lock_lost", "error", "unreachable", "auth", "campaign_refused", "unsupported",
+                "unknown_answers", "outreach_quota")
 
 
 @dataclass
@@ -66,19 +74,20 @@ class ExecuteOptions:
     # isolates every one of them (a complete halving of n creators takes at most 2n - 2 requests)
     max_split_requests: int | None = None
     unknown_streak: int = 3  # undocumented answers in a row that stop the brand
+    # requests in a row that never left (refused connection, DNS, connect timeout), over at least this long:
+    # the API cannot be reached, and the brand stops with one line
+    unreachable_after: int = 3
+    unreachable_s: float = 2.0
 
 
 @dataclass
 class Stop:
     # daily_quota | outreach_quota | max_requests | auth | campaign_refused | unsupported | unknown_answers |
-    # interrupted
+    # interrupted | lock_lost | unreachable | error
     reason: str
     message: str
     exit_code: int
     hint: str | None = None
-    # False: requests that already hold their seat and quota still leave (the run only takes no new ones:
-    # --max-requests, this side's count of the day's quota); True: nothing more leaves at all
-    final: bool = True
 
 
 @dataclass
@@ -116,7 +125,7 @@ class Executor:
     ledger: Ledger
     campaign: Campaign | None
     client: ApiClient
-    pacer: Pacer
+    admission: Admission
     run_id: int
     options: ExecuteOptions = field(default_factory=ExecuteOptions)
     brand_key: str = ""
@@ -126,8 +135,9 @@ class Executor:
     errors: list[dict[str, Any]] = field(default_factory=list)
     stop: Stop | None = None
     started: float = field(default_factory=time.monotonic)
-    _seated: int = 0  # requests that took a seat (some not sent yet): what --max-requests counts
+    _admitted: int = 0  # requests admitted (some not sent yet): what --max-requests counts
     _day: QuotaDay | None = None
+    _unreached: tuple[int, float] = (0, 0.0)  # requests in a row that never left, since when
     # 2026 endpoints the platform answered (True) or does not know (False) this run; absent: not asked yet
     capabilities: dict[str, bool] = field(default_factory=dict)
     _open_by_user: dict[str, str] = field(default_factory=dict)  # a legacy create's plain ids -> open ids
@@ -147,16 +157,29 @@ class Executor:
         return self.brand_key
 
     # --- calls -------------------------------------------------------------------------------
+    @property
+    def waits(self) -> Waits:
+        """The admission's waits (slots, backoffs, heartbeats): an urgent stop ends them all."""
+        return self.admission.waits
+
     def halt(self, stop: Stop) -> None:
+        """Stop the run: nothing more is admitted; an urgent stop (a signal, a lost lock, a failure) also ends
+        every wait at once, so that nothing more leaves; what is in flight is finished and recorded."""
         if self.stop is None or (self.stop.reason == "interrupted" and stop.reason != "interrupted"):
             self.stop = stop
+        if stop.reason in URGENT_STOPS:
+            self.waits.stop()
 
     def request_stop(self) -> None:
         self.halt(Stop("interrupted", "stopped by a signal: in-flight requests were finished and recorded",
                        EXIT_INTERRUPTED))
 
+    def lost(self, exc: LockLost) -> None:
+        """The brand's lock is another run's now: stop at once, sending nothing more (exit 5)."""
+        self.halt(Stop("lock_lost", exc.message, EXIT_REFUSED, hint=exc.hint))
+
     async def call(self, prepared: PreparedRequest, *, purpose: str, batch_key: str | None = None,
-                   attempt: int = 1, claim: Sequence[Pair] = ()) -> ApiAnswer | None:
+                   attempt: int = 1, claim: Sequence[Pair] = (), rekey: Sequence[Pair] = ()) -> ApiAnswer | None:
         """One request, as the reference's error table says to treat its answer (tiktok-shop-api.md): an
         expired token is refreshed once per run and the request sent again; configuration and credential
         errors stop the brand after this one request; an unknown path or version stops the run, except on a
@@ -166,18 +189,19 @@ class Executor:
         if endpoint.probe and not self.offers(endpoint):
             return None
         generation = self.client.token_generation
-        answer = await self._send_one(prepared, purpose=purpose, batch_key=batch_key, attempt=attempt, claim=claim)
+        answer = await self._send_one(prepared, purpose=purpose, batch_key=batch_key, attempt=attempt, claim=claim,
+                                      rekey=rekey)
         if answer is None:
             return None
         outcome = answer.outcome
         if outcome is Outcome.TOKEN_EXPIRED:
+            # (the first attempt claimed or re-keyed the pairs: the second sends them as they are)
             if await self._refresh_token(generation):
-                return await self.call(prepared, purpose=purpose, batch_key=batch_key, attempt=attempt + 1,
-                                       claim=claim)
+                return await self.call(prepared, purpose=purpose, batch_key=batch_key, attempt=attempt + 1)
             return answer
         if outcome is Outcome.AUTH and answer.code in (36009004, 101000) and self._use_environment_tokens():
             # a refreshed pair from the token store that the platform no longer takes: once, the environment's
-            return await self.call(prepared, purpose=purpose, batch_key=batch_key, attempt=attempt + 1, claim=claim)
+            return await self.call(prepared, purpose=purpose, batch_key=batch_key, attempt=attempt + 1)
         if endpoint.probe and (outcome in (Outcome.OK, Outcome.UNSUPPORTED) or _lacks_scope(answer)):
             self.capabilities[endpoint.name] = outcome is Outcome.OK
         elif outcome is Outcome.UNSUPPORTED:
@@ -221,47 +245,61 @@ class Executor:
             return True
 
     async def _send_one(self, prepared: PreparedRequest, *, purpose: str, batch_key: str | None = None,
-                        attempt: int = 1, claim: Sequence[Pair] = ()) -> ApiAnswer | None:
-        """Join a send group (pacing.py): the group's quota and write-ahead claims (`claim`'s pairs go pending)
-        are written in one ledger transaction before it leaves; then send at the group's slot and record the
-        answer. None when the run must not send any more (then nothing left; `claim`'s pairs may be pending).
+                        attempt: int = 1, claim: Sequence[Pair] = (), rekey: Sequence[Pair] = ()
+                        ) -> ApiAnswer | None:
+        """Send one request, admitted right before its first byte (admission.py: in one ledger transaction the
+        lock checked, the rate scope's state checked and recorded, the call reserved against the quota and
+        `claim`'s pairs claimed pending), and record its answer. None when it did not leave and must not
+        (stopped, quota spent, lock lost): nothing of it was written. A request that never left for want of a
+        connection comes back as a transient answer with `sent_at` None: it was not counted either.
 
         Purposes: "invite" may not touch the reserve; "sync" may spend only the reserve; "reconcile" may
         spend anything left in the day (it protects against duplicates)."""
         limits = self.limits
         assert limits is not None
-        async with self.pacer.turn():
-            # checked in the turn: a stop that came while this request waited for it is seen here
-            if self.stop is not None and purpose in ("invite", "sync"):
-                return None
-            if self.options.max_requests is not None and self._seated >= self.options.max_requests:
-                self.halt(Stop("max_requests", f"--max-requests {self.options.max_requests} reached", EXIT_QUOTA,
-                               final=False))
-                return None
-            day = self._quota_day()
-            limit = limits.daily_requests - (limits.reserve_requests if purpose == "invite" else 0)
-            share = (SYNC_ENDPOINTS, limits.reserve_requests) if purpose == "sync" else None
-            seat = self.pacer.join(CallSpec(self.brand, day.day, prepared.endpoint.name, limit, self.run_id,
-                                            batch_key, attempt, share, claim))
-            self._seated += 1
-        connection = self.client.connection()  # opened while the group waits, not after its slot
+        if self.stop is not None and (purpose in ("invite", "sync") or self.waits.stopped):
+            return None
+        if self.options.max_requests is not None and self._admitted >= self.options.max_requests:
+            self.halt(Stop("max_requests", f"--max-requests {self.options.max_requests} reached", EXIT_QUOTA))
+            return None
+        day = self._quota_day()
+        limit = limits.daily_requests - (limits.reserve_requests if purpose == "invite" else 0)
+        share = (SYNC_ENDPOINTS, limits.reserve_requests) if purpose == "sync" else None
+        ticket = self.admission.ticket(CallSpec(self.brand, day.day, prepared.endpoint.name, limit, self.run_id,
+                                                batch_key, attempt, share, claim, rekey))
+        self._admitted += 1  # (counted now: requests waiting to leave count against --max-requests too)
         try:
-            call_id, send_at = await self.pacer.wait(seat, ready=connection)
-        except BaseException as exc:
-            self.client.release(connection)
-            self._seated -= 1
-            if not isinstance(exc, QuotaExhausted):
-                raise
+            while True:
+                try:
+                    async with self.admission.lane(ticket):
+                        answer = await self.client.send(prepared, before_send=lambda: self.admission.depart(ticket))
+                    break
+                except Later as later:  # a hold: waited out without a connection
+                    if not await self.waits.sleep(later.wait):
+                        raise NotSent("stopped while the scope was held") from None
+        except QuotaExhausted as exc:
+            self._admitted -= 1
             what = {"invite": "for invitations", "sync": "of the reserve for syncs"}.get(purpose, "")
             self.halt(Stop("daily_quota", f"daily request quota reached ({exc.used} of {exc.limit} requests "
                            f"{what} on {day.day})".replace("  ", " "), EXIT_QUOTA,
-                           hint=f"the quota day resets at {day.resets_at.isoformat()}", final=False))
+                           hint=f"the quota day resets at {day.resets_at.isoformat()}"))
             return None
-        if self.stop is not None and self.stop.final and purpose in ("invite", "sync"):
-            # stopped while this one waited for its slot (a stopping answer, a signal): it does not leave. Its
-            # reservation stays counted; its pairs go back to the plan (the caller releases them)
-            self.client.release(connection)
+        except ClaimRefused as exc:
+            self._admitted -= 1
+            self.errors.append({"outcome": "not_sent", "note": f"not sent: {exc} (already claimed by another "
+                                "request of this run, or answered)", "pairs": len(exc.pairs),
+                                "creators": sorted({c for c, _ in exc.pairs})[:10]})
             return None
+        except (NotSent, LockLost) as exc:
+            self._admitted -= 1
+            if isinstance(exc, LockLost):
+                self.lost(exc)
+            return None
+        if ticket.call_id is None:  # it never left (no connection): the platform did not see it, nothing counted
+            self._admitted -= 1
+            self._not_reached(answer)
+            return answer
+        self._unreached = (0, 0.0)
         self.counts.requests += 1
         if prepared.mutating:
             self.counts.creates += 1
@@ -269,15 +307,16 @@ class Executor:
             self.counts.syncs += 1
         else:
             self.counts.conflict_checks += 1
-        answer = await self.client.send(prepared, connection.result())
-        self.pacer.record_send(send_at, answer.sent_at)
         # written with the next transaction (the pairs' outcome, usually): the quota is already counted
-        self.ledger.record_call(call_id, outcome=answer.outcome.value, http_status=answer.http_status,
+        self.ledger.record_call(ticket.call_id, outcome=answer.outcome.value, http_status=answer.http_status,
                                 code=answer.code, latency_ms=answer.latency_ms, request_id=answer.request_id,
                                 message=answer.message, defer=True)
         if answer.outcome is Outcome.RATE_LIMITED:
             self.counts.rate_limited += 1
-            self.pacer.penalize(answer.retry_after)
+            try:
+                self.admission.penalize(ticket, answer.retry_after)
+            except LockLost as exc:
+                self.lost(exc)
         elif answer.outcome is Outcome.DAILY_QUOTA:
             self.halt(Stop("daily_quota", f"the platform reports the daily request quota spent ({answer.code})",
                            EXIT_QUOTA, hint=f"the quota day resets at {day.resets_at.isoformat()}"))
@@ -286,6 +325,25 @@ class Executor:
                            hint=answer.hint))
         self._progress()
         return answer
+
+    def _not_reached(self, answer: ApiAnswer) -> None:
+        """Requests in a row that never left: past `unreachable_after` of them over `unreachable_s`, the API
+        cannot be reached at all, and the brand stops with one line that says where it looked."""
+        count, since = self._unreached
+        now = time.monotonic()
+        count, since = count + 1, since if count else now
+        self._unreached = (count, since)
+        if count >= self.options.unreachable_after and now - since >= self.options.unreachable_s:
+            client = self.client
+            source = f" (from {client.base_url_source})" if client.base_url_source else ""
+            loopback = any(host in client.base_url for host in ("://127.", "://localhost", "://[::1]"))
+            hint = ("is the sandbox running? start it with `trendio sandbox`" if loopback else
+                    "check the network, the proxy settings (HTTPS_PROXY, NO_PROXY) and the URL")
+            message = answer.message or "no connection"
+            # the operating system's reason when there is one ("Connection refused"), else the client's
+            reason = message.rsplit(" (", 1)[1].rstrip(")") if message.endswith(")") else message.split(": ")[-1]
+            self.halt(Stop("unreachable", f"cannot reach the API at {client.base_url}{source}: {reason}",
+                           EXIT_FAILURE, hint=hint))
 
     def _quota_day(self) -> QuotaDay:
         """The current quota day (worked out again only once it has ended)."""
@@ -300,14 +358,16 @@ class Executor:
             self.on_progress(self.counts)
 
     async def pause(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
+        """A wait of the run's own (letting the platform settle): an urgent stop ends it at once."""
+        await self.waits.sleep(seconds)
 
     async def _backoff(self, attempt: int, retry_after: float | None = None) -> None:
+        """Exponential, with jitter, capped; never shorter than a Retry-After (itself capped); a stop ends it."""
         delay = min(self.options.backoff_cap_s, self.options.backoff_base_s * 2 ** (attempt - 1))
         delay = random.uniform(delay / 2, delay)
-        if retry_after is not None:
-            delay = max(delay, retry_after)
-        await asyncio.sleep(delay)
+        if retry_after is not None and retry_after == retry_after:
+            delay = max(delay, min(retry_after, RETRY_AFTER_CAP_S))
+        await self.waits.sleep(delay)
 
     # --- reconciliation ----------------------------------------------------------------------
     async def read(self, prepared: PreparedRequest, *, purpose: str, batch_key: str | None = None,
@@ -491,6 +551,9 @@ class Executor:
 
     # --- sending -----------------------------------------------------------------------------
     async def run(self, batches: Sequence[Batch]) -> None:
+        """Send every batch, `concurrency` at a time. The first failure of a worker stops the run (nothing more
+        leaves, the others finish what is in flight and record it) and is raised once, when they are done."""
+        check_batches(batches)
         self.counts.batches = len(batches)
         self.counts.pairs_planned = sum(len(b.pairs) for b in batches)
         for b in batches:
@@ -508,11 +571,32 @@ class Executor:
                 if self.stop is not None:
                     self.counts.unsent += len(batch.pairs)
                     continue
-                await self.send_batch(batch)
+                try:
+                    await self.send_batch(batch)
+                except LockLost as exc:
+                    self.lost(exc)
                 self._progress()
 
         workers = [asyncio.create_task(worker()) for _ in range(max(1, min(self.options.concurrency, len(batches))))]
-        await asyncio.gather(*workers)
+        await self.supervise(workers)
+
+    async def supervise(self, tasks: Sequence[asyncio.Task[Any]]) -> None:
+        """Wait for every task; if one fails, halt the run, let the others wind down, and raise its error."""
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        except asyncio.CancelledError:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        failed = [t for t in done if not t.cancelled() and t.exception() is not None]
+        if not failed:
+            return
+        error = failed[0].exception()
+        self.halt(Stop("error", f"{type(error).__name__}: {error}", EXIT_FAILURE))
+        await asyncio.gather(*tasks, return_exceptions=True)  # every other outcome retrieved: no stray traceback
+        assert error is not None
+        raise error
 
     async def send_batch(self, batch: Batch) -> None:
         """One planned batch. Its first request claims the pairs (write-ahead); what the platform answers may
@@ -520,7 +604,8 @@ class Executor:
         isolated), until every pair has an outcome or the run stops."""
         budget = self.options.max_split_requests
         work = _BatchWork(batch, 2 * len(batch.creator_ids) if budget is None else budget)
-        queue: deque[_Request] = deque([_Request(batch.key, list(batch.creator_ids), list(batch.product_ids))])
+        queue: deque[_Request] = deque([_Request(batch.key, list(batch.creator_ids), list(batch.product_ids),
+                                                 fresh=True)])
         while queue:
             request = queue.popleft()
             if self.stop is not None:
@@ -532,6 +617,7 @@ class Executor:
         """One create request, retried while the answer is transient; follow-up requests go on `queue`."""
         assert self.campaign is not None
         attempt = 0
+        held = False  # the request's pairs are pending under its key (an attempt left)
         dropped = [p for p in request.products if p in self.unavailable_products]
         if dropped:  # found unavailable earlier in this run: not offered again
             gone = [pair for pair in request.pairs if pair[1] in dropped]
@@ -543,12 +629,15 @@ class Executor:
         while True:
             pairs = request.pairs
             prepared = self.client.prepare_create(**create_fields(self.campaign, work.batch(request)))
-            # every request claims its pairs under its own key: a reconciliation then finds it by its name
+            # a request's first attempt claims its pairs (the batch's first request) or takes them over under its
+            # own key (a follow-up): a reconciliation then finds what it did by its name
             answer = await self.call(prepared, purpose="invite", batch_key=request.key, attempt=attempt + 1,
-                                     claim=pairs)
+                                     claim=pairs if not held and request.fresh else (),
+                                     rekey=pairs if not held and not request.fresh else ())
             if answer is None:
                 self._release(request)
                 return
+            held = answer.sent_at is not None or held  # it left: its pairs are pending under its key now
             outcome = answer.outcome
             listed = self._listed_conflicts(answer, set(pairs))
             if outcome is Outcome.OK and not answer.conflicts():
@@ -579,7 +668,7 @@ class Executor:
                 return
             if outcome is Outcome.RATE_LIMITED:
                 self.counts.retries += 1
-                continue  # the pacer now waits out Retry-After for every worker
+                continue  # admission now holds every worker for Retry-After
             if outcome is Outcome.TRANSIENT:
                 attempt += 1
                 self.counts.retries += 1
@@ -779,9 +868,31 @@ class Executor:
         return EXIT_OK
 
     async def heartbeat(self) -> None:
-        while True:
-            await asyncio.sleep(self.options.heartbeat_s)
-            self.ledger.heartbeat(self.brand, self.run_id)
+        """Beat the brand's lock every `heartbeat_s` until a stop ends the waits, and checkpoint the ledger
+        (between requests: see `Ledger.checkpoint_later`); a lost lock stops the run."""
+        while await self.waits.sleep(self.options.heartbeat_s):
+            try:
+                self.ledger.heartbeat(self.brand, self.run_id)
+                self.ledger.checkpoint()
+            except LockLost as exc:
+                self.lost(exc)
+                return
+            except Exception as exc:  # noqa: BLE001 - the ledger failed: the run stops, and says why
+                self.halt(Stop("error", f"the lock's heartbeat failed: {exc}", EXIT_FAILURE))
+                return
+
+
+def check_batches(batches: Sequence[Batch]) -> None:
+    """A plan that lists a pair twice (a batch twice, a creator twice in a batch) would send it twice: refused
+    before anything is sent."""
+    seen: dict[Pair, str] = {}
+    for b in batches:
+        for pair in b.pairs:
+            if pair in seen:
+                where = f"batch {b.key}" + (f" and batch {seen[pair]}" if seen[pair] != b.key else " (twice)")
+                raise BadInput(f"the plan lists creator {pair[0]} with product {pair[1]} twice ({where}): "
+                               "refused, nothing was sent", hint="make a new plan with `trendio plan --out`")
+            seen[pair] = b.key
 
 
 def rectangles(pairs: Sequence[Pair]) -> list[tuple[list[str], list[str]]]:
@@ -809,6 +920,7 @@ class _Request:
     creators: list[str]
     products: list[str]
     tier: str = ""
+    fresh: bool = False  # the batch's first request: its pairs are still planned (a follow-up's are pending)
 
     @property
     def pairs(self) -> list[Pair]:

@@ -34,7 +34,35 @@ INVITED_STATES = (PENDING, SENT, SHOWCASED, CONTENT, EXPIRED)  # the creator got
 INVITED_SQL = "('pending', 'sent', 'showcased', 'content', 'expired')"
 TAKEN_SQL = "('showcased', 'content')"  # the creator took the invitation up
 FINAL_STATES = (SENT, CONFLICT, FAILED, INELIGIBLE, SHOWCASED, CONTENT, EXPIRED)
-LOCK_STALE_AFTER_S = 30.0
+
+
+def _lock_stale_after_s() -> float:
+    """How long a holder on another host may go without a heartbeat before its lock is taken over
+    (TRENDIO_LOCK_STALE_S, default 10 minutes). A holder on this host keeps its lock while its process lives,
+    whatever its heartbeat says; a paused holder that lost its lock notices at its next write (fencing)."""
+    text = os.environ.get("TRENDIO_LOCK_STALE_S", "").strip()
+    try:
+        value = float(text) if text else 600.0
+    except ValueError:
+        return 600.0
+    return min(max(value, 1.0), 7 * 86_400.0) if value == value else 600.0
+
+
+def this_host() -> str:
+    """The name a run lock records for this machine: the host name (TRENDIO_HOST replaces it, for tests that
+    play two machines on one, and for machines whose names collide)."""
+    return os.environ.get("TRENDIO_HOST", "").strip()[:200] or socket.gethostname()
+
+
+def _host_id() -> str:
+    """This host as run locks compare it: its name and its PID namespace, so that two containers that share a
+    host name but not their process ids are two hosts (a pid is only meaningful inside its namespace)."""
+    try:
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        namespace = ""
+    return f"{this_host()}|{namespace}"
+
 # A send slot is never further ahead than this (a Retry-After hold is at most 60 s): a schedule further out
 # was written under a clock that has since gone back, and starts again from now.
 PACE_HORIZON_S = 120.0
@@ -89,25 +117,39 @@ class CallSpec:
     attempt: int = 1
     share: tuple[Sequence[str], int] | None = None
     claim: Sequence[tuple[str, str]] = ()
+    # pairs this run already holds pending that this request sends again under its own key (what is left of a
+    # request after conflicts or ineligible creators): read back by this request's name if the run dies
+    rekey: Sequence[tuple[str, str]] = ()
+
+
+class ClaimRefused(Exception):
+    """Raised by `reserve_call` when a pair to claim is no longer planned (another batch of the same plan claimed
+    it, or it was answered): the call is not reserved and must not be sent."""
+
+    def __init__(self, pairs: Sequence[tuple[str, str]]) -> None:
+        super().__init__(f"{len(pairs)} pair(s) no longer planned, e.g. creator {pairs[0][0]} x product {pairs[0][1]}")
+        self.pairs = list(pairs)
+
+
+class LockLost(Refused):
+    """This run no longer holds its brand's lock (another run took it over while this one was paused or
+    silent): it must send and write nothing more under the lock."""
 
 
 @dataclass(frozen=True)
-class SlotRequest:
-    """A group of send slots to take from a rate scope's schedule (pacing.Pacer makes them)."""
+class Fence:
+    """The brand lock a run holds: its writes under the lock are valid only while `epoch` is current."""
 
-    scope: str
-    spacing: float  # seconds between two slots
-    group: int  # slots taken (and requests sent) together
-    window: float  # the rule's window: the gap left where the group size changes
-    lead: float = 0.0  # never sooner than this from now
+    brand: str
+    run_id: int
+    epoch: int
 
 
 @dataclass(frozen=True)
 class Reservation:
-    """A call counted against the quota: its row in api_calls, and its send slot when one was asked for."""
+    """A call counted against the quota: its row in api_calls."""
 
     call_id: int
-    slot: tuple[float, int] | None = None  # a group of send slots taken with it: (send time, size); pacing.Pacer
 
 
 @dataclass(frozen=True)
@@ -243,6 +285,28 @@ def m008_links_and_views(db: sqlite_utils.Database) -> None:
         db.execute(f"CREATE VIEW IF NOT EXISTS {name} AS {select}")
 
 
+@migration
+def m009_lock_epochs(db: sqlite_utils.Database) -> None:
+    # fencing: every acquisition of a brand's lock takes the next epoch (counted in lock_epochs, which outlives
+    # the lock rows), and a run writes under the lock only while its epoch is the lock's; host_id tells two
+    # machines (or PID namespaces) apart where host names collide
+    db["run_locks"].add_column("epoch", int)
+    db["run_locks"].add_column("host_id", str)
+    db["lock_epochs"].create({"brand": str, "epoch": int}, pk="brand", not_null={"epoch"})
+
+
+@migration
+def m010_rate_state(db: sqlite_utils.Database) -> None:
+    # admission: per rate scope, the state of pyrate-limiter's GCRA that spaces the slots (its theoretical
+    # arrival time, in integer nanoseconds), until when the scope is held after a 429, and the log of the
+    # requests that left within the last window (microseconds, oldest first, comma-separated) for its sliding
+    # window log. Replaces the group schedule in `pace`.
+    db["rate_state"].create({"scope": str, "tat_ns": int, "hold_until": float, "departures": str,
+                             "updated_at": str}, pk="scope", not_null={"tat_ns", "hold_until"},
+                            defaults={"hold_until": 0.0})
+    db["pace"].drop()
+
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # The same migrations for a PostgreSQL ledger (same names, same tables and columns).
@@ -324,6 +388,16 @@ PG_MIGRATIONS: dict[str, list[str]] = {
         "REFERENCES runs (id) NOT VALID",
         *(f"CREATE OR REPLACE VIEW {name} AS {select}" for name, select in LEDGER_VIEWS.items()),
     ],
+    "m009_lock_epochs": [
+        "ALTER TABLE run_locks ADD COLUMN epoch BIGINT",
+        "ALTER TABLE run_locks ADD COLUMN host_id TEXT",
+        "CREATE TABLE lock_epochs (brand TEXT PRIMARY KEY, epoch BIGINT NOT NULL)",
+    ],
+    "m010_rate_state": [
+        "CREATE TABLE rate_state (scope TEXT PRIMARY KEY, tat_ns BIGINT NOT NULL, "
+        "hold_until DOUBLE PRECISION NOT NULL DEFAULT 0, departures TEXT, updated_at TEXT)",
+        "DROP TABLE pace",
+    ],
 }
 assert list(PG_MIGRATIONS) == [name for name, _ in MIGRATIONS]
 
@@ -396,6 +470,9 @@ class Ledger:
         # costs one commit: its reservation. Safe because the pairs were claimed pending before the request
         # left: if the process dies first, the next run reconciles them, as after any crash mid-request.
         self._deferred: list[tuple[str, list[Sequence[Any]]]] = []
+        # The brand lock this ledger's run holds (`acquire_brand_lock`): every transaction but the run's own
+        # bookkeeping checks it first, in the same transaction, and fails with LockLost once it is gone.
+        self.fence: Fence | None = None
 
     # --- opening -----------------------------------------------------------------------------
     @classmethod
@@ -503,10 +580,14 @@ class Ledger:
         return ledger
 
     def close(self) -> None:
-        if self._deferred:
-            with self.transaction():
-                pass  # the deferred writes go in with it
-        self.conn.close()
+        try:
+            if self._deferred:
+                with self.transaction():
+                    pass  # the deferred writes go in with it
+        except LockLost:
+            pass  # they were writes under a lock this run no longer holds: dropped
+        finally:
+            self.conn.close()
 
     def __enter__(self) -> Ledger:
         return self
@@ -559,8 +640,13 @@ class Ledger:
             c.execute("SELECT pg_advisory_xact_lock(hashtext(?))", (f"trendio:{key}",))
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE: the write lock is taken up front, so check-then-write is atomic across processes."""
+    def transaction(self, *, fenced: bool = True) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE: the write lock is taken up front, so check-then-write is atomic across processes.
+
+        While this ledger's run holds a brand lock (`fence`), a `fenced` transaction first checks that the
+        lock is still the run's, at the same epoch: otherwise it writes nothing, the deferred writes are
+        dropped, and LockLost is raised. Only a run's own bookkeeping (its run row, releasing its lock) is
+        written unfenced."""
         if self.readonly and self.path != ":memory:" and (self.pg or Path(self.path).exists()):
             raise LedgerError("internal: write attempted on a read-only ledger")
         try:
@@ -569,9 +655,15 @@ class Ledger:
             raise LedgerError(f"{self.path}: cannot write the ledger: {exc}",
                               hint=_LEDGER_HINTS.get(str(exc))) from None
         try:
+            if fenced and self.fence is not None:
+                self._check_fence(self.conn, self.fence)
             for sql, rows in self._deferred:
                 self.conn.executemany(sql, rows)
             yield self.conn
+        except LockLost:
+            self._rollback_quietly()
+            self._deferred.clear()
+            raise
         except _integrity_errors():
             self._rollback_quietly()
             raise
@@ -600,17 +692,18 @@ class Ledger:
 
     # --- runs --------------------------------------------------------------------------------
     def start_run(self, *, brand: str, campaign: str | None, command: str, plan_id: str | None = None) -> int:
-        with self.transaction() as c:
+        with self.transaction(fenced=False) as c:
             cur = c.execute(
                 "INSERT INTO runs (brand, campaign, command, plan_id, \"user\", host, pid, started_at, status) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running') RETURNING id",
-                (brand, campaign, command, plan_id, _user(), socket.gethostname(), os.getpid(), utcnow()),
+                (brand, campaign, command, plan_id, _user(), this_host(), os.getpid(), utcnow()),
             )
             return int(cur.fetchone()[0])
 
     def finish_run(self, run_id: int, *, status: str, exit_code: int, counts: dict[str, Any],
                    errors: Sequence[dict[str, Any]]) -> None:
-        with self.transaction() as c:
+        """The run's own row: written even after the run lost its brand's lock (it says so)."""
+        with self.transaction(fenced=False) as c:
             c.execute(
                 "UPDATE runs SET ended_at = ?, status = ?, exit_code = ?, counts = ?, errors = ? WHERE id = ?",
                 (utcnow(), status, exit_code, json.dumps(counts), json.dumps(list(errors)[:200]), run_id),
@@ -625,103 +718,138 @@ class Ledger:
         return rows
 
     # --- run locks ---------------------------------------------------------------------------
-    def acquire_brand_lock(self, brand: str, run_id: int) -> None:
-        """One run per brand at a time; a lock whose holder died (or stopped heart-beating) is taken over."""
-        host = socket.gethostname()
+    def acquire_brand_lock(self, brand: str, run_id: int) -> int:
+        """One run per brand at a time. Returns the lock's epoch, one more than any before it for the brand, and
+        fences this ledger's later writes with it (`transaction`).
+
+        A holder on this host keeps the lock while its process lives (a paused or sleeping run included, however
+        old its heartbeat); a holder on another host keeps it while it heart-beats (TRENDIO_LOCK_STALE_S). A
+        dead holder's lock, or a silent one's from another host, is taken over: the old holder can then write
+        nothing more under it, and stops at its next write or request."""
+        host, host_id = this_host(), _host_id()
         now = time.time()
-        with self.transaction() as c:
+        with self.transaction(fenced=False) as c:
             self._serialize(c, f"run-lock:{brand}")
-            row = c.execute("SELECT run_id, pid, host, heartbeat_at FROM run_locks WHERE brand = ?",
-                            (brand,)).fetchone()
+            row = c.execute("SELECT run_id, pid, host, heartbeat_at, host_id, acquired_at FROM run_locks "
+                            "WHERE brand = ?", (brand,)).fetchone()
             if row is not None and row[0] != run_id:
-                holder_run, pid, holder_host, beat = row
-                fresh = now - parse_iso(beat) < LOCK_STALE_AFTER_S
-                alive = fresh and (holder_host != host or _pid_alive(pid))
+                holder_run, pid, holder_host, beat, holder_id, acquired = row
+                if holder_id == host_id:
+                    alive = _pid_alive(pid) and not _pid_started_after(pid, parse_iso(acquired))
+                else:
+                    alive = now - parse_iso(beat) < _lock_stale_after_s()
                 if alive:
                     raise Refused(
                         f"brand {brand!r} is held by run {holder_run} (pid {pid} on {holder_host}, "
                         f"last heartbeat {beat})",
                         hint="wait for it to finish, or stop it; a dead holder's lock is taken over automatically",
                     )
+            epoch = int(c.execute(
+                "INSERT INTO lock_epochs (brand, epoch) VALUES (?, 1) ON CONFLICT(brand) DO UPDATE SET "
+                "epoch = lock_epochs.epoch + 1 RETURNING epoch", (brand,)).fetchone()[0])
+            stamp = utcnow()
             c.execute(
-                "INSERT INTO run_locks (brand, run_id, pid, host, acquired_at, heartbeat_at) VALUES (?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT(brand) DO UPDATE SET run_id = excluded.run_id, pid = excluded.pid, host = excluded.host, "
-                "acquired_at = excluded.acquired_at, heartbeat_at = excluded.heartbeat_at",
-                (brand, run_id, os.getpid(), host, utcnow(), utcnow()),
+                "INSERT INTO run_locks (brand, run_id, pid, host, acquired_at, heartbeat_at, epoch, host_id) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(brand) DO UPDATE SET run_id = excluded.run_id, "
+                "pid = excluded.pid, host = excluded.host, acquired_at = excluded.acquired_at, "
+                "heartbeat_at = excluded.heartbeat_at, epoch = excluded.epoch, host_id = excluded.host_id",
+                (brand, run_id, os.getpid(), host, stamp, stamp, epoch, host_id),
             )
+        self.fence = Fence(brand, run_id, epoch)
+        return epoch
+
+    def _check_fence(self, c: Any, fence: Fence, read_only: bool = False) -> None:
+        if self.pg and not read_only:  # shared with the other writers of the brand, exclusive against a takeover
+            c.execute("SELECT pg_advisory_xact_lock_shared(hashtext(?))", (f"trendio:run-lock:{fence.brand}",))
+        row = c.execute("SELECT run_id, epoch, pid, host FROM run_locks WHERE brand = ?", (fence.brand,)).fetchone()
+        if row is None or row[0] != fence.run_id or row[1] != fence.epoch:
+            held = (f"run {row[0]} (pid {row[2]} on {row[3]}) holds it now" if row is not None
+                    else "nobody holds it now")
+            raise LockLost(f"run {fence.run_id} lost the lock of brand {fence.brand!r}: {held}; this run sends "
+                           f"and writes nothing more", hint="another run took the brand over while this one was "
+                           "paused or silent; its work is in the ledger, and the next run reconciles the rest")
 
     def heartbeat(self, brand: str, run_id: int) -> None:
+        """Fenced like every write under the lock: raises LockLost once the lock is another run's."""
         with self.transaction() as c:
             c.execute("UPDATE run_locks SET heartbeat_at = ? WHERE brand = ? AND run_id = ?", (utcnow(), brand, run_id))
 
     def release_brand_lock(self, brand: str, run_id: int) -> None:
-        with self.transaction() as c:
+        """Drop the run's own lock (never another run's: a lost lock is left to its new holder)."""
+        with self.transaction(fenced=False) as c:
             c.execute("DELETE FROM run_locks WHERE brand = ? AND run_id = ?", (brand, run_id))
+        if self.fence is not None and (self.fence.brand, self.fence.run_id) == (brand, run_id):
+            self.fence = None
 
     def locks(self) -> list[dict[str, Any]]:
-        return self._dicts("SELECT * FROM run_locks ORDER BY brand")
+        return self._dicts("SELECT brand, run_id, pid, host, acquired_at, heartbeat_at, epoch FROM run_locks "
+                           "ORDER BY brand")
 
     # --- API calls and the daily quota --------------------------------------------------------
     def reserve_call(self, *, brand: str, quota_day: str, endpoint: str, limit: int, run_id: int | None,
                      batch_key: str | None = None, attempt: int = 1,
                      share: tuple[Sequence[str], int] | None = None, claim: Sequence[tuple[str, str]] = (),
-                     pace: SlotRequest | None = None) -> Reservation:
+                     gate: Callable[[Any], bool] | None = None,
+                     depart: Callable[[Any], None] | None = None) -> Reservation | None:
         """Count one call against the brand's quota day before it is sent; refuse past `limit`, and, with
         `share=(endpoints, n)`, past n calls to those endpoints that day (a reserve kept for them).
 
-        In the same transaction, so that a request costs one commit before it leaves: `claim` marks pairs
-        pending (write-ahead, as `claim()`), and `pace` takes a group of send slots (as `pace_slot()`).
-        Refused (QuotaExhausted), it changes nothing."""
+        In the same transaction (with the fencing check of `transaction`), so that a request costs one commit
+        before it leaves: `gate(c)` first checks its rate scope (admission.py; what it raises refuses the call
+        and keeps nothing; False: not now, and only what the gate wrote is kept, None is returned), `claim`
+        marks planned pairs pending (write-ahead, as `claim()`; ClaimRefused if one is not planned any more),
+        and `depart(c)`, last before the commit, records its departure (what it raises refuses the call).
+        Refused (QuotaExhausted, ClaimRefused, LockLost, the gate's), it changes nothing."""
         spec = CallSpec(brand, quota_day, endpoint, limit, run_id, batch_key, attempt, share, claim)
         with self.transaction() as c:
-            call_id = self._reserve(c, spec, utcnow())
-            return Reservation(call_id, self._take_slot(c, pace) if pace else None)
-
-    def reserve_calls(self, specs: Sequence[CallSpec], pace: SlotRequest | None = None
-                      ) -> tuple[list[int | QuotaExhausted], tuple[float, int] | None]:
-        """`reserve_call` for several calls in one transaction (requests that leave together): each call's id,
-        or the QuotaExhausted that refused it (and changed nothing of it); and the slots `pace` took."""
-        now = utcnow()
-        results: list[int | QuotaExhausted] = []
-        with self.transaction() as c:
-            for spec in specs:
-                try:
-                    results.append(self._reserve(c, spec, now))
-                except QuotaExhausted as exc:
-                    results.append(exc)
-            return results, (self._take_slot(c, pace) if pace else None)
+            if gate is not None and not gate(c):
+                return None
+            reservation = Reservation(self._reserve(c, spec, utcnow()))
+            if depart is not None:
+                depart(c)
+            return reservation
 
     def _reserve(self, c: Any, spec: CallSpec, now: str) -> int:
         brand, quota_day = spec.brand, spec.quota_day
-        self._serialize(c, f"quota:{brand}:{quota_day}")
-        row = c.execute("SELECT used FROM quota_usage WHERE brand = ? AND quota_day = ?", (brand, quota_day)).fetchone()
-        used = row[0] if row else 0
-        if used + 1 > spec.limit:
-            raise QuotaExhausted(used, spec.limit)
         if spec.share is not None:
+            self._serialize(c, f"quota:{brand}:{quota_day}")
             endpoints, cap = spec.share
             marks = ",".join("?" * len(endpoints))
             spent = c.execute(f"SELECT COUNT(*) FROM api_calls WHERE brand = ? AND quota_day = ? "
                               f"AND endpoint IN ({marks})", (brand, quota_day, *endpoints)).fetchone()[0]
             if spent + 1 > cap:
                 raise QuotaExhausted(spent, cap)
-        c.execute("INSERT INTO quota_usage (brand, quota_day, used) VALUES (?, ?, 1) "
-                  "ON CONFLICT(brand, quota_day) DO UPDATE SET used = quota_usage.used + 1", (brand, quota_day))
-        call_id = int(c.execute(
+        # counted and checked in one statement (its row lock serializes the brand's day on PostgreSQL)
+        count = "UPDATE quota_usage SET used = used + 1 WHERE brand = ? AND quota_day = ? AND used < ? RETURNING used"
+        if c.execute(count, (brand, quota_day, spec.limit)).fetchone() is None:
+            self._serialize(c, f"quota:{brand}:{quota_day}")  # the day's first call, or the limit reached
+            row = c.execute("SELECT used FROM quota_usage WHERE brand = ? AND quota_day = ?",
+                            (brand, quota_day)).fetchone()
+            if row is None and spec.limit >= 1:
+                c.execute("INSERT INTO quota_usage (brand, quota_day, used) VALUES (?, ?, 1)", (brand, quota_day))
+            elif row is None or c.execute(count, (brand, quota_day, spec.limit)).fetchone() is None:
+                raise QuotaExhausted(row[0] if row else 0, spec.limit)
+        if spec.claim and self._claim(c, brand, spec.run_id, spec.batch_key or "", spec.claim, now) < len(spec.claim):
+            raise ClaimRefused(self._not_planned(c, brand, spec.claim))
+        if spec.rekey and c.executemany(
+                "UPDATE invitations SET batch_key = ?, claimed_at = ?, updated_at = ? WHERE brand = ? "
+                "AND creator_id = ? AND product_id = ? AND state = 'pending' AND run_id = ?",
+                ((spec.batch_key or "", now, now, brand, cr, pr, spec.run_id) for cr, pr in spec.rekey)
+        ).rowcount < len(spec.rekey):
+            raise ClaimRefused(list(spec.rekey))  # no longer this run's pending pairs: answered, or taken over
+        return int(c.execute(
             "INSERT INTO api_calls (brand, quota_day, endpoint, run_id, batch_key, reserved_at, attempt, outcome) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, 'reserved') RETURNING id",
             (brand, quota_day, spec.endpoint, spec.run_id, spec.batch_key, now, spec.attempt),
         ).fetchone()[0])
-        if spec.claim:
-            self._claim(c, brand, spec.run_id, spec.batch_key or "", spec.claim, now)
-        return call_id
 
     def record_call(self, call_id: int, *, outcome: str, http_status: int | None, code: int | None,
                     latency_ms: float, request_id: str | None, message: str = "", defer: bool = False) -> None:
-        """The answer to a reserved call. `defer`: written with the ledger's next transaction (or when it is
-        closed) instead of in one of its own; the quota was counted at reservation either way."""
+        """The answer to a reserved call (once: a call already answered is left alone). `defer`:
+        written with the ledger's next transaction (or when it is closed) instead of in one of its own; the
+        quota was counted at reservation either way."""
         self._write("UPDATE api_calls SET finished_at = ?, outcome = ?, http_status = ?, code = ?, latency_ms = ?, "
-                    "request_id = ?, message = ? WHERE id = ?",
+                    "request_id = ?, message = ? WHERE id = ? AND outcome = 'reserved'",
                     [(utcnow(), outcome, http_status, code, round(latency_ms, 2), request_id, message[:500],
                       call_id)], defer)
 
@@ -732,41 +860,51 @@ class Ledger:
         with self.transaction() as c:
             c.executemany(sql, rows)
 
-    # --- the send schedule (pacing) -----------------------------------------------------------
-    def pace_slot(self, request: SlotRequest) -> tuple[float, int]:
-        """Take the scope's next group of send slots, never earlier than now: `request.group` slots, or one
-        while the scope sends singly. Returns the group's send time (its first slot) and its size.
+    # --- admission: the rate scopes' state (admission.py) ---------------------------------------
+    def rate_state(self, c: Any, scope: str) -> tuple[int, float, list[int]]:
+        """In a transaction: the scope's state, locked for this transaction's update: GCRA's theoretical arrival
+        time (integer nanoseconds; 0 for a scope never used), until when the scope is held, and the departures
+        of its last window (integer microseconds, oldest first)."""
+        lock = " FOR UPDATE" if self.pg else ""  # (the row lock serializes the scope on PostgreSQL)
+        row = c.execute(f"SELECT tat_ns, hold_until, departures FROM rate_state WHERE scope = ?{lock}",
+                        (scope,)).fetchone()
+        if row is None:
+            c.execute("INSERT INTO rate_state (scope, tat_ns, hold_until) VALUES (?, 0, 0) ON CONFLICT(scope) "
+                      "DO NOTHING", (scope,))
+            row = c.execute(f"SELECT tat_ns, hold_until, departures FROM rate_state WHERE scope = ?{lock}",
+                            (scope,)).fetchone()
+        tat, hold, log = row
+        return int(tat), float(hold), [int(t) for t in log.split(",")] if log else []
 
-        Groups of one size keep any window of the schedule to its limit; a group of another size than the
-        last starts a window after the last one taken, so that no window holds groups of two sizes."""
-        with self.transaction() as c:
-            return self._take_slot(c, request)
+    def set_rate_state(self, c: Any, scope: str, tat_ns: int, departures: Sequence[int] | None = None) -> None:
+        """In the transaction that read it: the scope's new state (`departures` None: unchanged)."""
+        if departures is None:
+            c.execute("UPDATE rate_state SET tat_ns = ?, updated_at = ? WHERE scope = ?",
+                      (int(tat_ns), utcnow(), scope))
+        else:
+            c.execute("UPDATE rate_state SET tat_ns = ?, departures = ?, updated_at = ? WHERE scope = ?",
+                      (int(tat_ns), ",".join(map(str, departures)), utcnow(), scope))
 
-    def pace_hold(self, scope: str, until: float, single_until: float = 0.0) -> None:
-        """No slot of the scope before `until` (the platform asked us to wait); single slots until
-        `single_until`."""
+    def hold_rate_scope(self, scope: str, until: float) -> None:
+        """No request of the scope leaves before `until` (the platform asked every process to wait)."""
         g = self._greatest
         with self.transaction() as c:
-            c.execute(f"INSERT INTO pace (scope, next_at, size, single_until) VALUES (?, ?, 0, ?) ON CONFLICT(scope) "
-                      f"DO UPDATE SET next_at = {g}(pace.next_at, ?), single_until = {g}(pace.single_until, ?)",
-                      (scope, until, single_until, until, single_until))
+            c.execute(f"INSERT INTO rate_state (scope, tat_ns, hold_until, updated_at) VALUES (?, ?, ?, ?) "
+                      f"ON CONFLICT(scope) DO UPDATE SET tat_ns = {g}(rate_state.tat_ns, excluded.tat_ns), "
+                      f"hold_until = {g}(rate_state.hold_until, excluded.hold_until), updated_at = excluded.updated_at",
+                      (scope, int(until * 1e9), until, utcnow()))
 
-    def _take_slot(self, c: Any, request: SlotRequest) -> tuple[float, int]:
-        now = time.time()
-        c.execute("INSERT INTO pace (scope, next_at, size, single_until) VALUES (?, ?, ?, 0) "
-                  "ON CONFLICT(scope) DO NOTHING", (request.scope, now, request.group))
-        next_at, last_size, single_until = c.execute(
-            "SELECT next_at, size, single_until FROM pace WHERE scope = ?" + (" FOR UPDATE" if self.pg else ""),
-            (request.scope,)).fetchone()
-        size = 1 if now < single_until else request.group
-        if next_at > now + PACE_HORIZON_S:
-            next_at, last_size = now, 0
-        start = max(next_at, now + request.lead)
-        if last_size and size != last_size:  # (0: no group taken yet)
-            start = max(start, next_at + request.window)
-        c.execute("UPDATE pace SET next_at = ?, size = ? WHERE scope = ?",
-                  (start + size * request.spacing, size, request.scope))
-        return start, size
+    def checkpoint_later(self) -> None:
+        """SQLite: no WAL checkpoint at this connection's commits (one takes 10-20 ms now and then, with its
+        fsync: right before a request's first byte, it would delay the request past its margin); the run
+        checkpoints between requests instead (`checkpoint`, with its heartbeat) and when it closes."""
+        if not self.pg and not self.readonly:
+            self.conn.execute("PRAGMA wal_autocheckpoint = 0")
+
+    def checkpoint(self) -> None:
+        """Copy the WAL back into the ledger file as far as readers allow (SQLite; nothing on PostgreSQL)."""
+        if not self.pg and not self.readonly:
+            self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     @property
     def _greatest(self) -> str:
@@ -823,39 +961,51 @@ class Ledger:
             )
             return cur.rowcount
 
-    def claim(self, brand: str, run_id: int, batch_key: str, pairs: Sequence[tuple[str, str]]) -> None:
-        """Write-ahead: mark the batch's pairs pending before the request leaves."""
+    def claim(self, brand: str, run_id: int, batch_key: str, pairs: Sequence[tuple[str, str]]) -> int:
+        """Write-ahead: mark the batch's planned pairs pending before the request leaves; how many were."""
         with self.transaction() as c:
-            self._claim(c, brand, run_id, batch_key, pairs, utcnow())
+            return self._claim(c, brand, run_id, batch_key, pairs, utcnow())
 
     def _claim(self, c: Any, brand: str, run_id: int | None, batch_key: str, pairs: Sequence[tuple[str, str]],
-               now: str) -> None:
-        c.executemany(
+               now: str) -> int:
+        # only from planned: a pair claimed twice (a plan listing a batch twice) would be sent twice
+        return c.executemany(
             "UPDATE invitations SET state = 'pending', run_id = ?, batch_key = ?, claimed_at = ?, updated_at = ? "
-            "WHERE brand = ? AND creator_id = ? AND product_id = ? AND state IN ('planned', 'pending')",
+            "WHERE brand = ? AND creator_id = ? AND product_id = ? AND state = 'planned'",
             ((run_id, batch_key, now, now, brand, cr, pr) for cr, pr in pairs),
-        )
+        ).rowcount
+
+    def _not_planned(self, c: Any, brand: str, pairs: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+        return [pair for pair in pairs if (c.execute(
+            "SELECT state FROM invitations WHERE brand = ? AND creator_id = ? AND product_id = ?",
+            (brand, *pair)).fetchone() or ("",))[0] != PLANNED] or list(pairs[:1])
 
     def mark(self, brand: str, pairs: Sequence[tuple[str, str]], state: str, *, collaboration_id: str | None = None,
              code: int | None = None, message: str | None = None, defer: bool = False) -> None:
         """Record the outcome of pending pairs (one transaction, however many pairs; with `defer`, written with
-        the next transaction, as `record_call`)."""
+        the next transaction, as `record_call`). Only a pending pair moves (pending -> sent | conflict | failed |
+        ineligible): a pair already answered keeps its answer, so an invited pair is never rewritten."""
+        if state not in (SENT, CONFLICT, FAILED, INELIGIBLE):
+            raise ValueError(f"internal: an outcome moves a pending pair to a final state, not to {state!r}")
         now = utcnow()
         sent_at = now if state == SENT else None
         self._write("UPDATE invitations SET state = ?, collaboration_id = COALESCE(?, collaboration_id), code = ?, "
                     "message = ?, sent_at = COALESCE(?, sent_at), updated_at = ? "
-                    "WHERE brand = ? AND creator_id = ? AND product_id = ?",
+                    "WHERE brand = ? AND creator_id = ? AND product_id = ? AND state = 'pending'",
                     [(state, collaboration_id, code, message, sent_at, now, brand, cr, pr) for cr, pr in pairs], defer)
 
     def unclaim(self, brand: str, pairs: Sequence[tuple[str, str]]) -> None:
-        """The platform certainly did not act on these pairs (refused before acting): back to planned."""
-        now = utcnow()
+        """The platform certainly did not act on these pairs (refused before acting): back to planned (only from
+        pending)."""
         with self.transaction() as c:
-            c.executemany(
-                "UPDATE invitations SET state = 'planned', claimed_at = NULL, updated_at = ? "
-                "WHERE brand = ? AND creator_id = ? AND product_id = ? AND state = 'pending'",
-                ((now, brand, cr, pr) for cr, pr in pairs),
-            )
+            self._unclaim(c, brand, pairs, utcnow())
+
+    def _unclaim(self, c: Any, brand: str, pairs: Sequence[tuple[str, str]], now: str) -> None:
+        c.executemany(
+            "UPDATE invitations SET state = 'planned', claimed_at = NULL, updated_at = ? "
+            "WHERE brand = ? AND creator_id = ? AND product_id = ? AND state = 'pending'",
+            ((now, brand, cr, pr) for cr, pr in pairs),
+        )
 
     def pending(self, brand: str) -> list[PendingPair]:
         return [PendingPair(*r) for r in self.conn.execute(
@@ -1518,6 +1668,20 @@ def _pid_alive(pid: int | None) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _pid_started_after(pid: int | None, when: float) -> bool:
+    """Whether process `pid` started after `when` (then it is another process that reuses a dead holder's pid).
+    False where it cannot be told (no /proc)."""
+    try:
+        with open(f"/proc/{int(pid or 0)}/stat", encoding="ascii", errors="replace") as fh:
+            ticks = int(fh.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/stat", encoding="ascii") as fh:
+            boot = next(int(line.split()[1]) for line in fh if line.startswith("btime "))
+        started = boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return False
+    return started > when + 2.0  # btime and the tick count are whole seconds apart at worst
 
 
 def parse_iso(text: str | None) -> float:

@@ -230,7 +230,7 @@ def dry_run_view(result: dict[str, Any], console: Console = stdout) -> None:
     pace = result["pace"]
     line(console, Text("Dry run", "bold"),
          f": {result['requests_total']} requests for {result['pairs']} invitations, paced at "
-         f"{pace['limit']} per {pace['window_ms']} ms in groups of {pace['group']} "
+         f"{pace['limit']} per {pace['window_ms']} ms, evenly spaced "
          f"({pace['requests_per_second']}/s, scope {clean(pace['scope'])}): "
          f"about {result['estimated_duration_s']:.1f} s plus network time. Signed with ",
          clean(result["signed_with"]), ". Nothing was sent; the ledger was not written.")

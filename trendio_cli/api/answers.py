@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import os
 import re
 import time
 from collections.abc import Mapping
@@ -171,54 +172,76 @@ def _first(item: dict[str, Any], *keys: str) -> Any:
 
 
 def _walk_strings(value: Any, candidates: set[str], found: set[str]) -> None:
-    if isinstance(value, dict):
-        for v in value.values():
-            _walk_strings(v, candidates, found)
-    elif isinstance(value, list):
-        for v in value:
-            _walk_strings(v, candidates, found)
-    elif isinstance(value, (str, int)) and not isinstance(value, bool):
-        s = str(value)
-        if s in candidates:
-            found.add(s)
-        elif isinstance(value, str):
-            found.update(t for t in _ID_SEPARATORS.split(s) if t in candidates)
+    stack = [value]  # iterative: an answer's depth is bounded (MAX_DEPTH), but no recursion is needed at all
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+        elif isinstance(value, (str, int)) and not isinstance(value, bool):
+            s = str(value) if not isinstance(value, int) or abs(value) < 10**30 else ""
+            if s in candidates:
+                found.add(s)
+            elif isinstance(value, str):
+                found.update(t for t in _ID_SEPARATORS.split(s) if t in candidates)
+
+
+MAX_RETRY_AFTER_S = 3600.0  # a longer Retry-After is read as this (the waits cap it further)
+MAX_DEPTH = 64  # an answer nested deeper is not this API's: one unknown answer (the API's are under 10)
+MAX_CODE = 2**53  # a `code` beyond this is not a code (and would overflow SQLite's integers)
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Retry-After in seconds, from delta-seconds or an HTTP date."""
+    """Retry-After in seconds, from delta-seconds or an HTTP date, within [0, MAX_RETRY_AFTER_S]."""
     if not value:
         return None
-    value = value.strip()
+    value = value.strip()[:100]
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        return min(max(0.0, seconds), MAX_RETRY_AFTER_S) if seconds == seconds else None
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
     if when is None:
         return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+    try:
+        return min(max(0.0, when.timestamp() - (time.time() if now is None else now)), MAX_RETRY_AFTER_S)
+    except (OverflowError, ValueError, OSError):
+        return None
 
 
 def classify_response(
     status: int, headers: Mapping[str, str], body: bytes, *, mutating: bool
 ) -> ApiAnswer:
-    """Classify an HTTP response. The JSON envelope's `code` wins over the HTTP status."""
+    """Classify an HTTP response. The JSON envelope's `code` wins over the HTTP status. Whatever the answer
+    holds, it comes back as one answer: an HTTP status outside 100-599, an envelope nested deeper than
+    MAX_DEPTH or a `code` that is no code is one unknown answer (every number range-checked before SQLite)."""
     retry_after = parse_retry_after(headers.get("retry-after") or headers.get("Retry-After"))
+    if not isinstance(status, int) or not 100 <= status <= 599:
+        return ApiAnswer(outcome=Outcome.UNKNOWN, message=f"an HTTP status out of range ({str(status)[:20]})")
     envelope: Any = None
     if body.strip():
         try:
             envelope = json.loads(body)
         except (ValueError, UnicodeDecodeError):
             envelope = None
-    if isinstance(envelope, dict) and isinstance(envelope.get("code"), (int, str)):
+        except RecursionError:
+            return _unreadable(status, f"an answer nested too deeply to read (beyond {MAX_DEPTH} levels)")
+        if _deeper_than(envelope, MAX_DEPTH):
+            return _unreadable(status, f"an answer nested too deeply to read (beyond {MAX_DEPTH} levels)")
+    if isinstance(envelope, dict) and isinstance(envelope.get("code"), (int, str)) \
+            and not isinstance(envelope.get("code"), bool):
         try:
-            code = int(envelope["code"])
+            code: int | None = int(str(envelope["code"])[:40])
         except ValueError:
             code = None
+        if code is not None and not -MAX_CODE <= code <= MAX_CODE:
+            return _unreadable(status, f"an answer whose code is not a code ({str(envelope['code'])[:40]})")
         if code is not None:
             data = envelope.get("data")
             outcome = CODE_OUTCOMES.get(code, Outcome.UNKNOWN)
@@ -230,8 +253,8 @@ def classify_response(
                 outcome=outcome,
                 http_status=status,
                 code=code,
-                message=str(envelope.get("message") or ""),
-                request_id=(str(envelope["request_id"]) if envelope.get("request_id") else None),
+                message=_text(envelope.get("message")),
+                request_id=_text(envelope.get("request_id"), 200) or None,
                 data=data if isinstance(data, dict) else {},
                 retry_after=retry_after,
                 # internal error / timeout: the platform may have done the work before failing
@@ -251,6 +274,30 @@ def classify_response(
     )
 
 
+def _unreadable(status: int, message: str) -> ApiAnswer:
+    return ApiAnswer(outcome=Outcome.UNKNOWN, http_status=status, message=message)
+
+
+def _text(value: Any, limit: int = 500) -> str:
+    """A text field of the envelope as text (a number as its digits; anything else is not text)."""
+    if isinstance(value, str):
+        return value[:limit]
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)[:limit] if not isinstance(value, int) or abs(value) < 10**30 else ""
+    return ""
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, (dict, list)):
+            if depth > limit:
+                return True
+            stack.extend((v, depth + 1) for v in (value.values() if isinstance(value, dict) else value))
+    return False
+
+
 def _status_outcome(status: int) -> Outcome:
     if status == 429:
         return Outcome.RATE_LIMITED
@@ -268,9 +315,25 @@ def _status_outcome(status: int) -> Outcome:
 def classify_exception(exc: Exception, *, mutating: bool) -> ApiAnswer:
     """Transport failures are transient; whether the request reached the platform decides `maybe_applied`."""
     never_sent = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout,
-                                  httpx.LocalProtocolError, httpx.UnsupportedProtocol))
+                                  httpx.LocalProtocolError, httpx.UnsupportedProtocol, httpx.ProxyError))
     return ApiAnswer(
         outcome=Outcome.TRANSIENT,
-        message=f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__,
+        message=_describe(exc),
         maybe_applied=mutating and not never_sent,
     )
+
+
+def _describe(exc: BaseException) -> str:
+    """The exception and, when its own text says little, the cause beneath it (the OS's refused connection)."""
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    cause = exc.__cause__ or exc.__context__
+    seen = 0
+    while cause is not None and seen < 5:
+        for err in (cause, *getattr(cause, "exceptions", ())):  # several addresses tried: the first one's reason
+            if isinstance(err, OSError) and (err.errno or err.strerror):
+                reason = err.strerror or ""
+                if reason.startswith("Connect call failed") and err.errno:  # (asyncio's text: the address)
+                    reason = os.strerror(err.errno)
+                return (f"{text} ({reason})" if reason and reason not in text else text)[:500]
+        cause, seen = cause.__cause__ or cause.__context__, seen + 1
+    return text[:500]

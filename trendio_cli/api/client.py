@@ -1,37 +1,68 @@
-"""The signed API client: one connection pool per run (`http11`), a fresh timestamp and signature per attempt."""
+"""The signed API client: every request through one `httpx.AsyncClient` per run (HTTP/1.1, a keep-alive pool
+sized to the run's concurrency, explicit timeouts, proxies and certificates from the environment as httpx
+reads them), a fresh timestamp and signature per attempt, one deadline per request, and a bound on the
+decoded size of every answer."""
 
 from __future__ import annotations
 
 import asyncio
+import http.cookiejar
 import json
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+import zlib
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import httpx
 
+from trendio_cli import __version__
 from trendio_cli.api import endpoints as ep
 from trendio_cli.api import tokens
-from trendio_cli.api.answers import ApiAnswer, classify_exception, classify_response
-from trendio_cli.api.credentials import Credentials, check_base_url
-from trendio_cli.api.http11 import Http11Pool, HttpxPool, Timeouts, open_pool
+from trendio_cli.api.answers import ApiAnswer, Outcome, classify_exception, classify_response
+from trendio_cli.api.credentials import Credentials, check_base_url, is_loopback_url
 from trendio_cli.api.signing import sign
 from trendio_cli.api.tokens import TokenStore, auth_url_for
 
 
 def _read_timeout() -> float:
     try:
-        return max(0.1, float(os.environ.get("TRENDIO_HTTP_TIMEOUT", "30")))
+        value = float(os.environ.get("TRENDIO_HTTP_TIMEOUT", "30"))
     except ValueError:
         return 30.0
+    return min(max(0.1, value), 600.0) if value == value else 30.0
 
 
-# An answer slower than the read timeout counts as a transient failure whose outcome is unknown.
-DEFAULT_TIMEOUTS = Timeouts(connect=5.0, read=_read_timeout(), pool=60.0)
+@dataclass(frozen=True)
+class Timeouts:
+    connect: float = 5.0
+    read: float = 30.0  # the longest silence from the server while an answer is awaited
+    write: float = 10.0
+    pool: float = 60.0  # the longest wait for a free connection when all are busy
+    total: float = 30.0  # from the request's first byte to its answer's last: a trickling server cannot hold it
+
+
+# An answer slower than TRENDIO_HTTP_TIMEOUT counts as a transient failure whose outcome is unknown.
+DEFAULT_TIMEOUTS = Timeouts(read=_read_timeout(), total=_read_timeout())
+MAX_ANSWER_BYTES = 4 * 1024 * 1024  # decoded; this API's answers are a few kB (a page of 100 collaborations)
+KEEPALIVE_EXPIRY_S = 4.0  # under the usual 5 s idle timeout of servers, so a reused connection is rarely closing
+USER_AGENT = f"trendio/{__version__}"
+_DEFAULT_HEADERS = {"user-agent": USER_AGENT, "accept-encoding": "gzip, deflate"}  # decoded here, bounded
 REDACTED = "***"
+
+
+def base_url_source(given: str | None) -> str:
+    """Where a base URL came from, for messages: --base-url, TRENDIO_BASE_URL, or the default."""
+    if not given:
+        return "the default"
+    return "TRENDIO_BASE_URL" if os.environ.get("TRENDIO_BASE_URL", "").rstrip("/") == given.rstrip("/") \
+        else "--base-url"
+
+
+class AnswerTooLarge(httpx.DecodingError):
+    """An answer decoded past MAX_ANSWER_BYTES (a compression bomb, a runaway body): the connection is dropped."""
 
 
 @dataclass(frozen=True)
@@ -133,6 +164,16 @@ def create_collaboration_body(
     return body
 
 
+class _NoCookies(http.cookiejar.CookieJar):
+    """The API does not use cookies: none is kept or sent."""
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        return None
+
+    def add_cookie_header(self, request: Any) -> None:
+        return None
+
+
 class ApiClient:
     """Builds, signs and sends requests; every answer comes back classified, never as an exception."""
 
@@ -148,8 +189,11 @@ class ApiClient:
         clock: Callable[[], float] = time.time,
         auth_url: str | None = None,
         token_store: TokenStore | None = None,
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
+        base_url_source: str = "",
     ) -> None:
         self.base_url = check_base_url(base_url)
+        self.base_url_source = base_url_source  # for messages: where the URL came from
         self.create_endpoint = create_endpoint
         self.auth_url = auth_url or auth_url_for(self.base_url)
         self.token_store = token_store or TokenStore()
@@ -159,57 +203,41 @@ class ApiClient:
             else credentials
         self.token_generation = 0  # grows at every token change: who met the old token knows it has changed
         self.clock = clock
-        self._timeouts = timeouts
+        self.timeouts = timeouts
+        self.max_answer_bytes = max_answer_bytes
         self._max_connections = max_connections
         self._transport = transport
-        self._pool: Http11Pool | HttpxPool | None = None
+        self._http: httpx.AsyncClient | None = None
+        self._timeout_extension: dict[str, float] = {}
 
     # --- lifecycle ---------------------------------------------------------------------------
     async def __aenter__(self) -> ApiClient:
-        self._pool = open_pool(self.base_url, timeouts=self._timeouts, max_connections=self._max_connections,
-                               transport=self._transport)
+        t = self.timeouts
+        timeout = httpx.Timeout(connect=t.connect, read=t.read, write=t.write, pool=t.pool)
+        self._timeout_extension = timeout.as_dict()
+        self._http = httpx.AsyncClient(
+            timeout=timeout,
+            limits=httpx.Limits(max_connections=self._max_connections,
+                                max_keepalive_connections=self._max_connections,
+                                keepalive_expiry=KEEPALIVE_EXPIRY_S),
+            transport=self._transport,
+            # proxies (HTTPS_PROXY, NO_PROXY...) and certificates (SSL_CERT_FILE) as httpx reads them from
+            # the environment; the sandbox on a loopback address is never proxied
+            trust_env=True,
+            mounts={f"all://{urlsplit(self.base_url).netloc}": None} if is_loopback_url(self.base_url) else None,
+            headers=_DEFAULT_HEADERS,
+            cookies=_NoCookies(),
+            follow_redirects=False,
+        )
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
     async def aclose(self) -> None:
-        if self._pool is not None:
-            await self._pool.aclose()
-            self._pool = None
-
-    def connection(self) -> asyncio.Future[Any]:
-        """A connection set aside for the next `send`, so that the request leaves on its slot rather than after
-        a connect: done at once when the pool has one idle, otherwise done once it is open (None if it cannot
-        be opened: the request then meets that failure itself). `release()` it if it is not used."""
-        loop = asyncio.get_running_loop()
-        idle = None  # through httpx: it picks (or opens) the connection when it sends
-        if isinstance(self._pool, Http11Pool):
-            idle = self._pool.take_idle()
-            if idle is None:
-                return loop.create_task(self._open_connection())
-        ready = loop.create_future()
-        ready.set_result(idle)
-        return ready
-
-    async def _open_connection(self) -> Any:
-        assert isinstance(self._pool, Http11Pool)
-        try:
-            return await self._pool.lease()
-        except httpx.HTTPError:
-            return None
-
-    def release(self, connection: asyncio.Future[Any]) -> None:
-        """Hand an unused connection back to the pool (when it is open, if it is still being opened)."""
-        def give_back(ready: asyncio.Future[Any]) -> None:
-            if not ready.cancelled() and ready.exception() is None and ready.result() is not None \
-                    and isinstance(self._pool, Http11Pool):
-                self._pool.give_back(ready.result())
-
-        if connection.done():
-            give_back(connection)
-        else:
-            connection.add_done_callback(give_back)
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
 
     async def refresh_access_token(self, brand: str = "") -> None:
         """Swap in a refreshed access token (`tokens.refresh`: stored before it is used). RefreshFailed if not."""
@@ -255,20 +283,31 @@ class ApiClient:
         return SignedRequest(prepared.endpoint.method, self.base_url + prepared.path, query, headers, prepared.body)
 
     # --- sending -----------------------------------------------------------------------------
-    async def send(self, prepared: PreparedRequest, connection: Any = None) -> ApiAnswer:
-        """One attempt: sign now, send (on `connection`, from `connection()`, if given), classify. Retries are
-        the caller's (they need the ledger)."""
-        if self._pool is None:
+    async def send(self, prepared: PreparedRequest, *,
+                   before_send: Callable[[], Awaitable[None]] | None = None) -> ApiAnswer:
+        """One attempt: sign now, send, classify. Retries are the caller's (they need the ledger).
+
+        `before_send` is awaited right before the request's first byte is written, once its connection is
+        ready (admission waits for the request's slot there); whatever it raises comes out of `send` as it is,
+        and the request has not left. From then on one deadline (`Timeouts.total`) holds for the whole
+        exchange. The answer's `sent_at` is when the request left; None when it never did (refused connection,
+        DNS failure, connect timeout...): the platform did not see it."""
+        if self._http is None:
             raise RuntimeError("ApiClient used outside `async with`")
         signed = self.sign(prepared)
+        exchange = _Exchange(before_send, self.timeouts.total)
         started = time.perf_counter()
         try:
-            raw = await self._pool.request(signed.method, prepared.path + "?" + query_string(signed.query),
-                                           signed.headers, signed.body, connection)
-            answer = classify_response(raw.status, raw.headers, raw.body, mutating=prepared.mutating)
-            answer.sent_at = raw.sent_at
+            answer = await exchange.run(self._http, self._transport is not None, signed, prepared,
+                                        self.max_answer_bytes, self._timeout_extension)
+        except _DeadlinePassed:
+            answer = ApiAnswer(outcome=Outcome.TRANSIENT, maybe_applied=prepared.mutating,
+                               message=f"no complete answer within {self.timeouts.total:g} s")
         except httpx.HTTPError as exc:
             answer = classify_exception(exc, mutating=prepared.mutating)
+        answer.sent_at = exchange.sent_at
+        if exchange.sent_at is None:
+            answer.maybe_applied = False  # it never left: the platform cannot have acted on it
         answer.latency_ms = (time.perf_counter() - started) * 1000
         return answer
 
@@ -349,3 +388,140 @@ def _page(page_size: int, page_token: str | None) -> dict[str, str]:
     if page_token:
         query["page_token"] = page_token
     return query
+
+
+class _DeadlinePassed(Exception):
+    pass
+
+
+class _Exchange:
+    """One request and its answer over httpx, with the hook before its first byte and one deadline after it."""
+
+    def __init__(self, before_send: Callable[[], Awaitable[None]] | None, deadline_s: float) -> None:
+        self.before_send = before_send
+        self.deadline_s = deadline_s
+        self.sent_at: float | None = None
+        self._expired = False
+        self._timer: asyncio.TimerHandle | None = None
+
+    async def run(self, http: httpx.AsyncClient, custom_transport: bool, signed: SignedRequest,
+                  prepared: PreparedRequest, limit: int, timeouts: dict[str, float]) -> ApiAnswer:
+        # built directly (the client's merging of defaults costs twice as much): its headers and timeouts here
+        request = httpx.Request(signed.method, signed.url + "?" + query_string(signed.query),
+                                headers={**_DEFAULT_HEADERS, **signed.headers}, content=signed.body,
+                                extensions={"timeout": timeouts})
+        task = asyncio.current_task()
+        try:
+            if custom_transport:
+                # a transport of the caller's (a mock in tests) has no connection phase: it "sends" at once
+                await self._leave(task)
+            else:
+                request.extensions["trace"] = lambda event, info: self._trace(event, info, task)
+            response = await http.send(request, stream=True)
+            try:
+                if self.sent_at is None:  # (a transport that reports no events)
+                    self.sent_at = time.time()
+                body = await _read_bounded(response, limit)
+            finally:
+                await response.aclose()
+            return classify_response(response.status_code, response.headers, body, mutating=prepared.mutating)
+        except asyncio.CancelledError:
+            if not self._expired:
+                raise
+            if hasattr(task, "uncancel"):
+                task.uncancel()  # the cancellation was this deadline's own
+            raise _DeadlinePassed() from None
+        finally:
+            if self._timer is not None:
+                self._timer.cancel()
+
+    async def _trace(self, event: str, info: dict[str, Any], task: Any) -> None:
+        # httpcore reports each step; the request's headers are about to be written (not a proxy's CONNECT)
+        if event.endswith(".send_request_headers.started") and self.sent_at is None \
+                and info["request"].method != b"CONNECT":
+            await self._leave(task)
+
+    async def _leave(self, task: Any) -> None:
+        if self.before_send is not None:
+            await self.before_send()
+        self.sent_at = time.time()
+        self._timer = asyncio.get_running_loop().call_later(self.deadline_s, self._expire, task)
+
+    def _expire(self, task: Any) -> None:
+        self._expired = True
+        task.cancel()
+
+
+async def _read_bounded(response: httpx.Response, limit: int) -> bytes:
+    """The body, decoded as it arrives (gzip, deflate or raw deflate, never more than `limit` bytes out of a
+    chunk: a compression bomb stops at the bound); past the bound, AnswerTooLarge (the connection is then
+    closed with the response, unread)."""
+    if response.is_stream_consumed:  # a body already in memory (a mock transport's): only the bound applies
+        if len(response.content) > limit:
+            raise AnswerTooLarge(f"the answer is larger than {limit} bytes: dropped")
+        return response.content
+    encoding = response.headers.get("content-encoding", "").strip().lower()
+    decoder = _Inflater(encoding, limit)
+    async for chunk in response.aiter_raw():
+        decoder.feed(chunk)
+    return decoder.finish()
+
+
+class _Inflater:
+    def __init__(self, encoding: str, limit: int) -> None:
+        if encoding not in ("", "identity", "gzip", "x-gzip", "deflate"):
+            raise httpx.DecodingError(f"unsupported Content-Encoding {encoding!r}")
+        self.encoding = encoding
+        self.limit = limit
+        self.parts: list[bytes] = []
+        self.size = 0
+        self._zlib: Any = None
+        self._head = b""  # the first bytes of a deflate body, until its framing is known
+        if encoding in ("gzip", "x-gzip"):
+            self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS)
+
+    def feed(self, data: bytes) -> None:
+        if not data:
+            return
+        if self.encoding in ("", "identity"):
+            self._keep(data)
+            return
+        if self._zlib is None:  # deflate: a zlib stream, or raw deflate as some servers send it
+            self._head += data
+            if len(self._head) < 2:
+                return
+            b0, b1 = self._head[0], self._head[1]
+            wrapped = b0 & 0x0F == 8 and (b0 << 8 | b1) % 31 == 0
+            self._zlib = zlib.decompressobj(zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS)
+            data, self._head = self._head, b""
+        self._inflate(data)
+
+    def _inflate(self, data: bytes) -> None:
+        try:
+            while data:
+                out = self._zlib.decompress(data, self.limit - self.size + 1)
+                self._keep(out)
+                data = self._zlib.unconsumed_tail
+                if not data and self._zlib.eof and self._zlib.unused_data and self.encoding != "deflate":
+                    data = self._zlib.unused_data  # another gzip member
+                    self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        except zlib.error as exc:
+            raise httpx.DecodingError(f"the answer's {self.encoding} body cannot be decoded: {exc}") from None
+
+    def _keep(self, data: bytes) -> None:
+        self.size += len(data)
+        if self.size > self.limit:
+            raise AnswerTooLarge(f"the answer is larger than {self.limit} bytes decoded: dropped")
+        self.parts.append(data)
+
+    def finish(self) -> bytes:
+        if self._zlib is None and self._head:  # a deflate body of one byte
+            self._inflate(b"")
+            self._zlib = zlib.decompressobj(-zlib.MAX_WBITS)
+            self._inflate(self._head)
+        if self._zlib is not None:
+            try:
+                self._keep(self._zlib.flush())
+            except zlib.error as exc:
+                raise httpx.DecodingError(f"the answer's {self.encoding} body cannot be decoded: {exc}") from None
+        return b"".join(self.parts)

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from trendio_cli.admission import Admission, RateRule
 from trendio_cli.api.client import ApiClient
 from trendio_cli.api.credentials import check_base_url, credentials_for, is_loopback_url
 from trendio_cli.api.endpoints import CREATOR_PAGE_SIZES, DEFAULT_BASE_URL
@@ -25,7 +26,6 @@ from trendio_cli.creators import load_creators
 from trendio_cli.errors import BadInput
 from trendio_cli.executor import ExecuteOptions, Executor
 from trendio_cli.ledger import Ledger
-from trendio_cli.pacing import Pacer, PaceRule, scope_key
 
 COLUMNS = ("creator_id", "handle", "nickname", "followers", "gmv_30d", "category", "units_sold", "avg_video_views",
            "avg_live_viewers", "region")
@@ -113,12 +113,12 @@ async def _search(brand: str, creds: Any, url: str, ledger_path: str, limits: Li
                   on_progress: Callable[[int, int], None] | None) -> dict[str, Any]:
     ledger = Ledger.open(ledger_path)
     run_id = ledger.start_run(brand=brand, campaign=None, command="creators discover")
-    pacer = Pacer(PaceRule.for_rate(limits.requests_per_second), ledger,
-                  scope_key(limits.rate_scope, brand, creds.app_key))
+    admission = Admission(RateRule.for_rate(limits.requests_per_second), ledger, app_key=creds.app_key,
+                          shop_cipher=creds.shop_cipher, scope=limits.rate_scope)
     pages = 0
     try:
         async with ApiClient(url, creds) as client:
-            ex = Executor(ledger, None, client, pacer, run_id, ExecuteOptions(max_requests=max_requests),
+            ex = Executor(ledger, None, client, admission, run_id, ExecuteOptions(max_requests=max_requests),
                           brand_key=brand, limits=limits)
             body = search_body(filters)
             token: str | None = None

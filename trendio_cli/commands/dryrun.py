@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from trendio_cli.admission import RateRule
 from trendio_cli.api.client import ApiClient
 from trendio_cli.api.credentials import check_base_url, credentials_for, is_loopback_url
 from trendio_cli.api.endpoints import CREATE_BY_API, DEFAULT_BASE_URL
@@ -14,7 +15,6 @@ from trendio_cli.commands.plan import plan_campaign
 from trendio_cli.errors import ConfigError
 from trendio_cli.inputs import is_plan_file, load_plan
 from trendio_cli.output import shown_url
-from trendio_cli.pacing import PaceRule
 from trendio_cli.planner import create_fields
 
 
@@ -33,7 +33,7 @@ def dry_run(source: Path, ledger_path: str, base_url: str | None, *, include_req
         creds = credentials_for(None, {}, allow_sandbox_defaults=True)
         signed_with = "placeholder (no credentials set: execute would stop here)"
     client = ApiClient(url, creds, create_endpoint=CREATE_BY_API[campaign.api])
-    rule = PaceRule.for_rate(campaign.limits.requests_per_second)
+    rule = RateRule.for_rate(campaign.limits.requests_per_second)
     start = datetime.now(timezone.utc).timestamp()
     times = rule.schedule(plan.requests["total"])
     requests = []
@@ -50,7 +50,7 @@ def dry_run(source: Path, ledger_path: str, base_url: str | None, *, include_req
         "plan": plan.summary(),
         "requests_total": plan.requests["total"],
         "pairs": plan.pairs,
-        "pace": {"limit": rule.limit, "window_ms": rule.window_ms, "group": rule.group,
+        "pace": {"limit": rule.limit, "window_ms": rule.window_ms,
                  "requests_per_second": round(rule.per_second, 2), "scope": campaign.limits.rate_scope},
         "estimated_duration_s": round(duration, 2),
         "quota_after": plan.quota,

@@ -11,7 +11,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from trendio_cli.api.client import ApiClient
+from trendio_cli.admission import Admission, RateRule
+from trendio_cli.api.client import ApiClient, base_url_source
 from trendio_cli.api.credentials import check_base_url, credentials_for, is_loopback_url
 from trendio_cli.api.endpoints import CREATE_BY_API, DEFAULT_BASE_URL
 from trendio_cli.campaign import Campaign
@@ -19,9 +20,8 @@ from trendio_cli.creators import Creator
 from trendio_cli.errors import EXIT_QUOTA, EXIT_REFUSED, BadInput, ProblemsFound, Refused
 from trendio_cli.executor import EXIT_INTERRUPTED, Counts, ExecuteOptions, Executor, Stop
 from trendio_cli.inputs import is_plan_file, load_campaign_inputs, load_plan
-from trendio_cli.ledger import Ledger, iso
+from trendio_cli.ledger import Ledger, LockLost, iso
 from trendio_cli.output import STATUS_BY_EXIT, shown_url
-from trendio_cli.pacing import Pacer, PaceRule, scope_key
 from trendio_cli.planner import LedgerState, Plan, check_not_ended, end_time, make_plan, without_creators
 from trendio_cli.quota import OutreachWeek, QuotaDay
 from trendio_cli.views import send_rate
@@ -63,7 +63,7 @@ def execute(
     url = check_base_url(base_url or DEFAULT_BASE_URL)
     creds = credentials_for(campaign.brand, allow_sandbox_defaults=is_loopback_url(url))
     return asyncio.run(_execute(source, campaign, creators, saved_plan, ledger_path, url, creds, options,
-                                on_progress, now))
+                                on_progress, now, url_source=base_url_source(base_url)))
 
 
 def expand_sources(sources: list[Path]) -> list[Path]:
@@ -122,11 +122,12 @@ def execute_many(
     creds = {b: credentials_for(b, allow_sandbox_defaults=is_loopback_url(url)) for b in by_brand}
     share = max(4, options.concurrency // max(1, len(by_brand)))
     brand_options = ExecuteOptions(**{**options.__dict__, "concurrency": share})
-    return asyncio.run(_execute_brands(by_brand, creds, ledger_path, url, brand_options, on_progress))
+    return asyncio.run(_execute_brands(by_brand, creds, ledger_path, url, brand_options, on_progress,
+                                       url_source=base_url_source(base_url)))
 
 
 async def _execute_brands(by_brand: dict[str, list[Any]], creds: dict[str, Any], ledger_path: str, url: str,
-                          options: ExecuteOptions, on_progress: Any) -> dict[str, Any]:
+                          options: ExecuteOptions, on_progress: Any, *, url_source: str = "") -> dict[str, Any]:
     running: list[Executor] = []
     loop = asyncio.get_running_loop()
     _on_signals(loop, lambda: [e.request_stop() for e in running])
@@ -137,9 +138,9 @@ async def _execute_brands(by_brand: dict[str, list[Any]], creds: dict[str, Any],
         for path, campaign, creators, saved in sorted(items, key=lambda it: -it[1].priority):
             try:
                 result = await _execute(path, campaign, creators, saved, ledger_path, url, creds[brand], options,
-                                        on_progress, None, running)
+                                        on_progress, None, running, url_source=url_source)
             except Refused as exc:
-                if "is held by run" in exc.message:
+                if "is held by run" in exc.message and not isinstance(exc, LockLost):
                     outcome.update(status="skipped", note=exc.message)  # another run has it: not an error
                 else:
                     outcome.update(status="refused", exit_code=exc.exit_code, note=exc.message)
@@ -161,8 +162,10 @@ async def _execute_brands(by_brand: dict[str, list[Any]], creds: dict[str, Any],
 
 
 async def _execute(source, campaign: Campaign, creators, saved_plan, ledger_path, url, creds, options,
-                   on_progress, plan_now, running: list[Executor] | None = None) -> dict[str, Any]:
-    """One campaign, one run. With `running`, the caller handles signals for every executor it lists."""
+                   on_progress, plan_now, running: list[Executor] | None = None, *,
+                   url_source: str = "") -> dict[str, Any]:
+    """One campaign, one run. With `running`, the caller handles signals for every executor it lists.
+    `url_source`: where the base URL came from (for messages)."""
     started = time.monotonic()
     ledger = Ledger.open(ledger_path)
     brand = campaign.brand
@@ -179,8 +182,8 @@ async def _execute(source, campaign: Campaign, creators, saved_plan, ledger_path
                           errors=[{"message": exc.message}])
         ledger.close()
         raise
-    rule = PaceRule.for_rate(campaign.limits.requests_per_second)
-    pacer = Pacer(rule, ledger, scope_key(campaign.limits.rate_scope, brand, creds.app_key))
+    admission = Admission(RateRule.for_rate(campaign.limits.requests_per_second), ledger, app_key=creds.app_key,
+                          shop_cipher=creds.shop_cipher, scope=campaign.limits.rate_scope)
     loop = asyncio.get_running_loop()
     heartbeat: asyncio.Task[None] | None = None
     try:
@@ -194,8 +197,8 @@ async def _execute(source, campaign: Campaign, creators, saved_plan, ledger_path
                 raise Refused(f"plan {saved_plan.plan_id} is stale: the ledger changed since it was made "
                               f"({saved_plan.created_at})", hint="make a new plan with `trendio plan --out`")
         async with ApiClient(url, creds, max_connections=options.concurrency + 8,
-                             create_endpoint=CREATE_BY_API[campaign.api]) as client:
-            executor = Executor(ledger, campaign, client, pacer, run_id, options,
+                             create_endpoint=CREATE_BY_API[campaign.api], base_url_source=url_source) as client:
+            executor = Executor(ledger, campaign, client, admission, run_id, options,
                                 on_progress=(lambda c: on_progress(c, plan)) if on_progress else None)
             if running is None:
                 _on_signals(loop, executor.request_stop)
@@ -231,7 +234,8 @@ async def _execute(source, campaign: Campaign, creators, saved_plan, ledger_path
     except BaseException as exc:
         # the run's row says how it ended, whatever ended it; then the lock and the planned rows go
         refused = isinstance(exc, Refused)
-        ledger.finish_run(run_id, status="refused" if refused else "error",
+        ledger.finish_run(run_id, status=("lock_lost" if isinstance(exc, LockLost) else "refused") if refused
+                          else "error",
                           exit_code=exc.exit_code if refused else 1,
                           counts=executor.counts.as_dict() if executor else {},
                           errors=[{"message": exc.message if refused else f"{type(exc).__name__}: {exc}"}])
@@ -273,8 +277,8 @@ async def _execute(source, campaign: Campaign, creators, saved_plan, ledger_path
         "quota": {"day": quota_day.day, "used": used, "limit": campaign.limits.daily_requests,
                   "left": max(0, campaign.limits.daily_requests - used),
                   "resets_at": quota_day.resets_at.isoformat()},
-        "pace": {"requests_per_second": round(pacer.rule.per_second, 2), "penalties": pacer.penalties,
-                 "late": pacer.late},
+        "pace": {"requests_per_second": round(admission.rule.per_second, 2), "penalties": admission.penalties,
+                 "late": admission.late, "scope": campaign.limits.rate_scope},
         "errors": errors,
     }
 
@@ -390,7 +394,8 @@ async def _cleanup(ledger: Ledger, brand: str, run_id: int, heartbeat, loop) -> 
     if loop is not None:
         _off_signals(loop)
     try:
-        ledger.clear_planned(brand)
+        with contextlib.suppress(LockLost):  # a lost lock's planned rows are its new holder's
+            ledger.clear_planned(brand)
         ledger.release_brand_lock(brand, run_id)
     finally:
         ledger.close()

@@ -11,18 +11,20 @@ Creators who leave an invitation unanswered are flagged unresponsive, by each ca
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from trendio_cli.api.client import ApiClient
+from trendio_cli.admission import Admission, RateRule
+from trendio_cli.api.client import ApiClient, base_url_source
 from trendio_cli.api.credentials import check_base_url, credentials_for, is_loopback_url
 from trendio_cli.api.endpoints import DEFAULT_BASE_URL
 from trendio_cli.campaign import Lifecycle, Limits
 from trendio_cli.executor import ExecuteOptions, Executor, collaborations_in
 from trendio_cli.inputs import load_campaign_inputs
 from trendio_cli.ledger import EXPIRED, Ledger, iso, parse_iso
-from trendio_cli.pacing import Pacer, PaceRule, scope_key
 
 MAX_PAGES = 200  # per status and brand: 20,000 collaborations
 COUNTS = ("invited", "showcased", "content", "products")
@@ -48,7 +50,8 @@ def sync(ledger_path: str, base_url: str | None, *, brand: str | None = None,
     for b in brands:
         rules = {spec.campaign: {"limits": spec.limits.model_dump(), "lifecycle": spec.lifecycle.model_dump()}} \
             if spec else None
-        results.append(asyncio.run(_sync_brand(b, campaign_id, ledger_path, url, rules, now)))
+        results.append(asyncio.run(_sync_brand(b, campaign_id, ledger_path, url, rules, now,
+                                               url_source=base_url_source(base_url))))
     worst = max((r["exit_code"] for r in results), default=0)
     return {"exit_code": worst, "brands": results}
 
@@ -69,21 +72,26 @@ def _rules(ledger: Ledger, brand: str, campaign_id: str | None,
 
 
 async def _sync_brand(brand: str, campaign_id: str | None, ledger_path: str, url: str,
-                      given: dict[str, dict[str, Any]] | None, at: datetime | None) -> dict[str, Any]:
+                      given: dict[str, dict[str, Any]] | None, at: datetime | None, *,
+                      url_source: str = "") -> dict[str, Any]:
     creds = credentials_for(brand, allow_sandbox_defaults=is_loopback_url(url))
     ledger = Ledger.open(ledger_path)
     now = at or datetime.now(timezone.utc)
     limits, lifecycles = _rules(ledger, brand, campaign_id, given)
     run_id = ledger.start_run(brand=brand, campaign=campaign_id, command="sync")
-    pacer = Pacer(PaceRule.for_rate(limits.requests_per_second), ledger,
-                  scope_key(limits.rate_scope, brand, creds.app_key))
+    admission = Admission(RateRule.for_rate(limits.requests_per_second), ledger, app_key=creds.app_key,
+                          shop_cipher=creds.shop_cipher, scope=limits.rate_scope)
     try:
         changed: dict[str, int] = {}
         expired = ledger.expire_past(brand, iso(now.timestamp()))
         if expired:
             changed[EXPIRED] = expired
-        async with ApiClient(url, creds) as client:
-            ex = Executor(ledger, None, client, pacer, run_id, ExecuteOptions(), brand_key=brand, limits=limits)
+        async with ApiClient(url, creds, base_url_source=url_source) as client:
+            ex = Executor(ledger, None, client, admission, run_id, ExecuteOptions(), brand_key=brand, limits=limits)
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):  # a signal ends any wait at once
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.add_signal_handler(sig, ex.request_stop)
             follow = Follow(ex, client, ledger, brand, now)
             await follow.collaborations(ledger.watched_collaborations(brand, campaign_id))
             await follow.orders()

@@ -72,6 +72,7 @@ Admin routes (neither signed nor counted)
 from __future__ import annotations
 
 import base64
+import bisect
 import hashlib
 import itertools
 import json
@@ -319,18 +320,23 @@ def envelope(code: int, message: str, data: dict[str, Any] | None = None) -> dic
 
 
 class MaxWindow:
-    """The largest number of events seen in any window of `width` seconds (sliding, exact)."""
+    """The largest number of events seen in any window of `width` seconds (sliding, exact), events added in
+    any order (requests are stamped on arrival but counted once their body is read, not always in order)."""
 
     def __init__(self, width: float) -> None:
         self.width = width
-        self.events: deque[float] = deque()
+        self.events: list[float] = []
         self.max = 0
 
     def add(self, t: float) -> None:
-        self.events.append(t)
-        while self.events and self.events[0] <= t - self.width:
-            self.events.popleft()
-        self.max = max(self.max, len(self.events))
+        events = self.events
+        bisect.insort(events, t)
+        newest = events[-1]
+        del events[:bisect.bisect_right(events, newest - 5 * self.width)]  # (bodies are not read seconds late)
+        # the windows (e - width, e] that hold t: those ending at t or at a later event within a width of it
+        for end in events[bisect.bisect_left(events, t):bisect.bisect_right(events, t + self.width)]:
+            inside = bisect.bisect_right(events, end) - bisect.bisect_right(events, end - self.width)
+            self.max = max(self.max, inside)
 
 
 # --- the endpoint table -------------------------------------------------------------------------------------
@@ -461,7 +467,7 @@ class SandboxState:
         self.market = Marketplace(seed=s.seed, size=s.marketplace_size, namespace=s.open_id_namespace)
         self.orders = OrderBook(s.seed)
         self.clock_offset = 0.0
-        self.windows: dict[str, deque[float]] = defaultdict(deque)
+        self.windows: dict[str, list[float]] = defaultdict(list)
         self.max_received: dict[str, MaxWindow] = defaultdict(lambda: MaxWindow(s.rate_window_s))
         self.max_admitted: dict[str, MaxWindow] = defaultdict(lambda: MaxWindow(s.rate_window_s))
         self.max_by_level: dict[str, dict[str, MaxWindow]] = {
@@ -652,19 +658,20 @@ class SandboxState:
             self.max_by_level[level][key].add(real)
         scope = keys[s.rate_scope]
         self.max_received[scope].add(real)
+        # admitted arrivals in stamp order, whatever order their bodies were read in: the second before this one
         window = self.windows[scope]
-        while window and window[0] <= real - s.rate_window_s:
-            window.popleft()
-        if len(window) >= s.rate_limit:
+        del window[:bisect.bisect_right(window, real - 5 * s.rate_window_s)]
+        first = bisect.bisect_right(window, real - s.rate_window_s)
+        if bisect.bisect_right(window, real) - first >= s.rate_limit:
             self.stats["rate_limited"] += 1
-            retry = max(0.01, window[0] + s.rate_window_s - real)
+            retry = max(0.01, window[first] + s.rate_window_s - real)
             headers = {"Retry-After": str(max(1, math.ceil(retry)))} if s.retry_after else {}
             if s.rate_limit_envelope:
                 limited = reply(36009002, status=429)
                 limited.headers = headers
                 return limited
             return Reply(429, 0, raw=b"", headers=headers)
-        window.append(real)
+        bisect.insort(window, real)
         self.max_admitted[scope].add(real)
         return None
 
