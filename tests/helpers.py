@@ -113,3 +113,38 @@ def reserve_in_parallel(location, limit, processes=4):
     results = [p.communicate(timeout=120) for p in procs]
     assert all(p.returncode == 0 for p in procs), [err[-500:] for _, err in results]
     return [int(out) for out, _ in results]
+
+
+# --- a ledger with outcomes of every kind (matching) ----------------------------------------------
+def ledger_with_outcomes(path) -> float:
+    """A brand's invitations in every state, with times and orders; returns the time they are read at."""
+    from trendio_cli.ledger import Ledger, iso, parse_iso
+
+    now = parse_iso("2026-11-25T12:00:00.000000Z")
+    with Ledger.open(path) as led:
+        run = led.start_run(brand="b", campaign="c", command="test")
+        led.insert_planned("b", "c", run, [(cid, p, "mid", f"k{cid}") for cid in ("a", "s", "t", "x", "o")
+                                           for p in ("1", "2")])
+        led.upsert_creators("b", [{"creator_id": "a", "category": "beauty", "followers": 5000, "gmv_30d": 100.0,
+                                   "engagement_rate": 0.05, "last_active": "2026-11-20",
+                                   "extra": {"units_sold": "55"}}])
+        led.upsert_orders("b", [
+            {"order_id": "o1", "sku": "1", "collaboration_id": "col-s", "creator_id": "s", "creator_username": "s",
+             "product_id": "1", "status": "COMPLETED", "quantity": 1, "refunded": 0, "returned": 0,
+             "currency": "USD", "gmv": 40.0, "actual_base": 40.0, "estimated_commission": 6.0,
+             "actual_commission": 6.0, "content_type": "VIDEO", "created_at": "2026-11-23T00:00:00.000000Z"},
+            {"order_id": "o2", "sku": "1", "collaboration_id": "col-s", "creator_id": "s", "creator_username": "s",
+             "product_id": "2", "status": "COMPLETED", "quantity": 1, "refunded": 0, "returned": 0,
+             "currency": "USD", "gmv": 10.0, "actual_base": 10.0, "estimated_commission": 1.5,
+             "actual_commission": 1.5, "content_type": "VIDEO", "created_at": "2026-11-24T00:00:00.000000Z"}])
+        day = 86400
+        with led.transaction() as c:
+            for cid, state, claimed, shown, posted in (
+                    ("a", "sent", now - 2 * day, None, None),
+                    ("s", "content", now - 5 * day, now - 4 * day, now - 2 * day),
+                    ("t", "showcased", now - 3 * day, now - 2.5 * day, None),
+                    ("x", "expired", now - 20 * day, None, None), ("o", "sent", now - 40 * day, None, None)):
+                c.execute("UPDATE invitations SET state = ?, claimed_at = ?, showcased_at = ?, content_at = ?, "
+                          "collaboration_id = ? WHERE brand = 'b' AND creator_id = ?",
+                          (state, iso(claimed), shown and iso(shown), posted and iso(posted), f"col-{cid}", cid))
+    return now

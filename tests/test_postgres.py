@@ -11,7 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from helpers import json_out, reserve_in_parallel, run_cli, shop_credentials, shop_env, write_campaign
+from helpers import (
+    json_out,
+    ledger_with_outcomes,
+    reserve_in_parallel,
+    run_cli,
+    shop_credentials,
+    shop_env,
+    write_campaign,
+)
 from trendio_cli.errors import Refused
 from trendio_cli.ledger import Ledger, QuotaExhausted
 from trendio_cli.sandbox.server import SandboxServer
@@ -132,3 +140,11 @@ def test_two_runners_on_one_server_pace_and_count_together(tmp_path: Path, pg_ur
         assert creates == [98, 98]
         assert ledger.invitation_states("alpha") == {"sent": 98} == ledger.invitation_states("beta")
     assert all(json_out(subprocess.CompletedProcess([], 0, o[0], "")) for o in outs)
+
+
+def test_matching_reads_the_same_outcomes_on_postgres(pg_url, tmp_path):
+    on_pg, on_sqlite = ledger_with_outcomes(pg_url), ledger_with_outcomes(tmp_path / "l.db")
+    with Ledger.open(pg_url, readonly=True) as pg, Ledger.open(tmp_path / "l.db", readonly=True) as lite:
+        rows = sorted(pg.outcomes("b", on_pg, 100))
+        assert len(rows) == 5 and rows == sorted(lite.outcomes("b", on_sqlite, 100))
+        assert {r[0] for r in pg.outcomes("b", on_pg, 6)} == {"a", "s", "t"}

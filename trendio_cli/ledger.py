@@ -1195,28 +1195,49 @@ class Ledger:
             c.execute("INSERT INTO sync_state (brand, name, value) VALUES (?, ?, ?) ON CONFLICT(brand, name) "
                       "DO UPDATE SET value = excluded.value", (brand, name, value))
 
-    def answers(self, brand: str, unanswered_before_iso: str) -> list[tuple[Any, ...]]:
-        """One row per invitation (creator and collaboration) whose outcome is known: taken up (showcased, or
-        content), or not (expired, or still only sent after `unanswered_before`: silence is an answer). Each
-        with the creator's attributes when invited, whether content followed, and the GMV its orders made."""
+    def outcomes(self, brand: str, now_ts: float, limit: int) -> list[tuple[Any, ...]]:
+        """What became of the brand's latest invitations (at most `limit` rows of creator x product, newest
+        first), one row per creator and collaboration, for matching to learn from. Each row: the creator's
+        attributes (creator id, tier, category, followers, 30-day GMV, engagement rate, days between their last
+        activity and the invitation, extra columns), the invitation's age in days at `now_ts`, whether it was
+        taken up (showcased) and how many days that took, whether content followed and how many days after the
+        showcase, whether the collaboration ended without a showcase, and the GMV and commission of its orders.
+        An invitation still only sent is in it too, with its age: how much its silence says is matching's call."""
         rows = self.conn.execute(
-            "SELECT i.creator_id, COALESCE(i.tier, ''), COALESCE(c.category, ''), c.followers, c.gmv_30d, "
-            "c.engagement_rate, MIN(i.claimed_at), c.last_active, "
-            f"MAX(CASE WHEN i.state IN {TAKEN_SQL} THEN 1 ELSE 0 END), "
-            "MAX(CASE WHEN i.state = 'content' THEN 1 ELSE 0 END), "
-            "COALESCE(i.collaboration_id, i.batch_key), c.extra FROM invitations i LEFT JOIN creators c "
-            "ON c.brand = i.brand AND c.creator_id = i.creator_id "
-            f"WHERE i.brand = ? AND (i.state IN ('showcased', 'content', 'expired') "
-            "OR (i.state = 'sent' AND i.claimed_at < ?)) "
-            "GROUP BY i.creator_id, COALESCE(i.collaboration_id, i.batch_key), c.category, c.followers, "
-            "c.gmv_30d, c.engagement_rate, c.last_active, COALESCE(i.tier, ''), c.extra",
-            (brand, unanswered_before_iso)).fetchall()
-        gmv = {(cid, col): g for cid, col, g in self.conn.execute(
-            "SELECT creator_id, collaboration_id, SUM(gmv) FROM orders WHERE brand = ? AND creator_id IS NOT NULL "
-            "GROUP BY 1, 2", (brand,))}
-        return [(cid, tier, cat, fol, gmvv, eng, _days_between(last, claimed), bool(taken), bool(content),
-                 float(gmv.get((cid, collab)) or 0.0), _extra(extra))
-                for cid, tier, cat, fol, gmvv, eng, claimed, last, taken, content, collab, extra in rows]
+            "SELECT g.creator_id, g.tier, c.category, c.followers, c.gmv_30d, c.engagement_rate, c.last_active, "
+            "c.extra, g.claimed, g.taken, g.showcased, g.content, g.ended, g.collab FROM ("
+            "  SELECT i.creator_id, COALESCE(i.collaboration_id, i.batch_key) AS collab, "
+            "  MAX(COALESCE(i.tier, '')) AS tier, MIN(i.claimed_at) AS claimed, "
+            f"  MAX(CASE WHEN i.state IN {TAKEN_SQL} THEN 1 ELSE 0 END) AS taken, "
+            "  MIN(i.showcased_at) AS showcased, MIN(i.content_at) AS content, "
+            "  MIN(CASE WHEN i.state = 'expired' THEN 1 ELSE 0 END) AS ended FROM ("
+            "    SELECT creator_id, collaboration_id, batch_key, tier, state, claimed_at, showcased_at, content_at "
+            "    FROM invitations WHERE brand = ? AND state IN ('sent', 'showcased', 'content', 'expired') "
+            "    AND claimed_at IS NOT NULL ORDER BY claimed_at DESC LIMIT ?) i "
+            "  GROUP BY i.creator_id, COALESCE(i.collaboration_id, i.batch_key)) g "
+            "LEFT JOIN creators c ON c.brand = ? AND c.creator_id = g.creator_id",
+            (brand, limit, brand)).fetchall()
+        if not rows:
+            return []
+        since = min(r[8] for r in rows)
+        money = {(cid, col): (g or 0.0, m or 0.0) for cid, col, g, m in self.conn.execute(
+            "SELECT creator_id, collaboration_id, SUM(gmv), SUM(estimated_commission) FROM orders WHERE brand = ? "
+            "AND creator_id IS NOT NULL AND created_at >= ? GROUP BY creator_id, collaboration_id", (brand, since))}
+        out = []
+        for cid, tier, cat, fol, gmv, eng, last, extra, claimed, taken, showcased, content, ended, collab in rows:
+            try:
+                at = _seconds(claimed)
+                shown = _seconds(showcased) if showcased else None
+                posted = _seconds(content) if content else None
+            except ValueError:  # a time this ledger did not write (an import): the row teaches nothing
+                continue
+            sales, commission = money.get((cid, collab), (0.0, 0.0))
+            out.append((cid, tier, cat or "", fol, gmv, eng, _days_between(last, claimed), _extra(extra),
+                        max(0.0, (now_ts - at) / 86400), bool(taken),
+                        None if shown is None else max(0.0, (shown - at) / 86400), posted is not None,
+                        None if posted is None or shown is None else max(0.0, (posted - shown) / 86400),
+                        bool(ended) and not taken, float(sales), float(commission)))
+        return out
 
     def unresponsive_creators(self, brand: str, unanswered_since_iso: str, at_least: int,
                               campaign: str | None = None) -> list[str]:
@@ -1604,6 +1625,11 @@ def _extra(text: str | None) -> dict[str, Any]:
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
+
+
+def _seconds(text: str) -> float:
+    """Seconds since the epoch of a ledger time (`YYYY-MM-DDTHH:MM:SS...`, UTC), to the second."""
+    return datetime.fromisoformat(text[:19]).replace(tzinfo=timezone.utc).timestamp()
 
 
 def _days_between(earlier: str | None, later: str | None) -> int | None:

@@ -26,7 +26,7 @@ from trendio_cli.campaign import WEEKDAYS, Campaign, Tier
 from trendio_cli.creators import Creator
 from trendio_cli.errors import BadInput
 from trendio_cli.ledger import Ledger, iso
-from trendio_cli.matching import Answer, OutcomeModel, Scorer
+from trendio_cli.matching import LEARN_FROM_ROWS, Outcome, OutcomeModel, Scorer
 from trendio_cli.quota import OutreachWeek, QuotaDay, local_day_bounds
 
 PLAN_FORMAT = 1
@@ -85,8 +85,8 @@ class LedgerState:
             pending=len(pending),
             pending_requests=len({(p.campaign, p.batch_key) for p in pending}),
             checked=ledger.checked_since(brand, OutreachWeek.at(now, campaign.limits).since_iso),
-            model=OutcomeModel.fit(Answer(*row) for row in ledger.answers(
-                brand, iso((now - timedelta(days=campaign.lifecycle.answer_within_days)).timestamp()))),
+            model=OutcomeModel.fit((Outcome(*row) for row in ledger.outcomes(brand, now.timestamp(), LEARN_FROM_ROWS)),
+                                   window_days=campaign.lifecycle.answer_within_days),
             plain_ids=ledger.plain_ids(brand),
             platform_outreach=outreach_snapshot(ledger, brand),
         )

@@ -213,16 +213,30 @@ def explain_view(r: dict[str, Any], console: Console = stdout) -> None:
          f"planned today: {'yes' if r['planned_today'] else 'no'}",
          f"; flag {clean(r['flag'])}" if r.get("flag") else "")
     if "factors" in r:
-        t = Rows(f"Learned from {r['answers_learned_from']} outcomes; base rate {r['base_rate']:.1%}",
-                 ("factor", "value", "prior", "showcased / outcomes", "rate", "pull (log-odds)"), left=(0, 1))
+        silence = r["silence"]
+        t = Rows(f"Learned from {r['answers_learned_from']:,.0f} outcomes ({r['showcases_learned_from']:,} showcases; "
+                 f"silence counts as 1 - exp(-days / {silence['mean_days_to_showcase']:.1f}) of a no, all of one "
+                 f"after {silence['answer_window_days']:g} days); base rate {r['base_rate']:.1%}",
+                 ("factor", "value", "prior", "showcased / outcomes", "rate", "pull (log-odds)",
+                  "content / showcases", "content pull"), left=(0, 1))
         for f in r["factors"]:
-            t.add(f["factor"], f["value"], "" if f.get("prior") is None else f"{f['prior']:+.2f}",
-                  f"{f['showcased']} / {f['answers']}", f"{f['rate']:.1%}",
-                  "" if f["pull"] is None else f"{f['pull']:+.3f}")
+            t.add(f["factor"], f["value"], f"{f['prior']:+.2f}", f"{f['showcased']:g} / {f['answers']:g}",
+                  "" if f["rate"] is None else f"{f['rate']:.1%}", f"{f['pull']:+.3f}",
+                  f"{f['content']:g} / {f['content_of']:g}", f"{f['content_pull']:+.3f}")
         show(t, console)
+        own = r.get("own_outcomes")
+        if own:
+            console.print(f"own outcomes: {own['showcased']:g} showcased of {own['answers']:g}, blended in with "
+                          "the weight of 3", markup=False)
+        sales = r["sales"]
+        console.print(f"sales of a showcase in its first {sales['horizon_days']:g} days: "
+                      f"{sales['showcase_share']:.1%} of the creator's 30-day GMV (+{sales['floor']:g}) without "
+                      f"content, {sales['content_share']:.1%} with it, x {sales['gmv_band_factor']:.2f} for this "
+                      f"GMV band ({sales['gmv_band_showcases']} showcases): expected GMV {r['expected_gmv']:,.2f} "
+                      f"(commission {r['expected_commission']:,.2f})", markup=False)
         console.print(f"chance of a showcase {r['p_showcase']:.1%} x value of a showcase {r['showcase_value']:.2f} "
-                      f"(1 + log10(1 + expected GMV {r['expected_gmv']:,.2f})) x exploration {r['exploration']:.2f} "
-                      f"= score {r['score']:.4f}", markup=False)
+                      f"(1 + chance of content {r['p_content']:.1%} + log10(1 + expected GMV)) x exploration "
+                      f"{r['exploration']:.2f} = score {r['score']:.4f}", markup=False)
 
 
 def dry_run_view(result: dict[str, Any], console: Console = stdout) -> None:

@@ -137,6 +137,9 @@ class Creator:
     content_propensity: float  # chance of posting content once showcased
     order_rate: float  # affiliate orders per day while content is live
     showcase_delay_days: float  # mean delay before a showcase
+    # the propensity the attributes alone give, before the creator's individual draw (read only: what the best
+    # ranking by a creators file's attributes can reach, for benchmarks)
+    attribute_propensity: float = 0.0
 
     @property
     def level(self) -> int:
@@ -213,15 +216,15 @@ def make_creator(seed: int, index: int, namespace: str = DEFAULT_NAMESPACE, *, g
     gender_pct = rng.randint(5_100, 9_200)
     brands = int(rng.expovariate(1 / 12))
     # Smaller, engaged, recently active creators who already sell answer more; big accounts rarely do.
-    logit = (
+    attribute_logit = (
         -0.9
         + 16 * (engagement - 0.04)
         - 0.35 * (math.log10(max(followers, 10)) - 4)
         - 0.045 * inactive_days
         + (0.6 if category in ("beauty", "fashion") else 0.0)
         + 0.3 * math.log10((gmv + 10) / (0.05 * followers + 10))
-        + rng.gauss(0, 0.7)
     )
+    logit = attribute_logit + rng.gauss(0, 0.7)
     content_logit = -0.3 + 18 * (engagement - 0.04) - 0.03 * inactive_days + rng.gauss(0, 0.5)
     order_rate = min(20.0, max(0.02, gmv / 30 / REFERENCE_PRICE * 0.25) * rng.lognormvariate(0, 0.6))
     delay = min(10.0, 0.6 + 0.06 * inactive_days) * rng.uniform(0.6, 1.4)
@@ -238,6 +241,7 @@ def make_creator(seed: int, index: int, namespace: str = DEFAULT_NAMESPACE, *, g
         major_gender_pct=gender_pct, brand_collaborations=brands,
         propensity=round(_sigmoid(logit), 4), content_propensity=round(_sigmoid(content_logit), 4),
         order_rate=round(order_rate, 4), showcase_delay_days=round(delay, 3),
+        attribute_propensity=round(_sigmoid(attribute_logit), 4),
     )
 
 

@@ -1464,6 +1464,7 @@ class SandboxState:
         return {
             "creator_open_id": c.open_id, "creator_user_id": c.user_id, "index": c.index, "username": c.username,
             "followers": c.followers, "level": c.level, "propensity": c.propensity,
+            "attribute_propensity": c.attribute_propensity,
             "showcase_chance": c.showcase_chance(), "content_propensity": c.content_propensity,
             "order_rate": c.order_rate, "showcase_delay_days": c.showcase_delay_days,
             "expected_gmv_28d": round(c.expected_gmv(), 2), "ineligible_code": self.ineligibility(c),
