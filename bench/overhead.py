@@ -41,11 +41,13 @@ FLOOR = """
 import asyncio, resource, sys
 from trendio_cli.api.client import ApiClient
 from trendio_cli.api.credentials import credentials_for
+from trendio_cli.sandbox.marketplace import open_id
 
 async def main(url, n):
     async with ApiClient(url, credentials_for(None, {}, allow_sandbox_defaults=True), max_connections=72) as client:
         prepared = client.prepare_create(name="floor", message="Hi", end_time=4_000_000_000, products=[("1", 1000)],
-                                         creator_ids=["8000000"], contact_email=None, free_sample=False)
+                                         creator_ids=[open_id(8000000)], contact_email="floor@bench.example",
+                                         free_sample=False)
         loop = asyncio.get_running_loop()
         start, tasks = loop.time(), []
         for i in range(n):

@@ -28,6 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import run_measured, save, trendio  # noqa: E402
 
+from trendio_cli.sandbox.marketplace import open_id  # noqa: E402
+
 CAMPAIGN = """\
 campaign: pacing
 brand: {brand}
@@ -47,7 +49,8 @@ def write_campaign(directory: Path, requests: int, *, brand: str = "pacebrand", 
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "campaign.yaml").write_text(CAMPAIGN.format(brand=brand, scope=scope))
     with open(directory / "creators.csv", "w") as fh:
-        fh.write("creator_id,followers\n" + "".join(f"{start + i},100\n" for i in range(requests)))
+        # Creator Open IDs the sandbox issued (it refuses others as unavailable creators: 50001702)
+        fh.write("creator_id,followers\n" + "".join(f"{open_id(start + i)},100\n" for i in range(requests)))
     return directory / "campaign.yaml"
 
 

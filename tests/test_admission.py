@@ -317,5 +317,7 @@ def test_requests_arrive_at_the_sandbox_one_by_one_under_the_limit(tmp_path):
         stats = sb.stats()
     assert result["counts"]["sent"] == 150 and result["pace"]["scope"] == "brand"
     assert stats["http_429"] == 0 and stats["max_requests_in_window"] <= 50
-    assert len(log.read_text().splitlines()) == 150 == stats["requests"]
+    lines = [json.loads(x) for x in log.read_text().splitlines()]
+    assert len(lines) == stats["requests"]  # (with the outreach quota's read and the eligibility checks)
+    assert sum(x["endpoint"] == "create_collaboration" for x in lines) == 150
     assert "group" not in json.dumps(result["pace"])

@@ -147,7 +147,7 @@ def test_a_server_that_cannot_be_reached_is_one_line_and_costs_no_quota(tmp_path
     source = "TRENDIO_BASE_URL" if how == "env" else "--base-url"
     said = " ".join((proc.stdout + proc.stderr).split())  # (a narrow terminal wraps it)
     assert said.count("cannot reach") == 1, proc.stdout + proc.stderr
-    assert f"stopped: cannot reach the API at {url} (from {source}): Connection refused (is the sandbox running? " \
+    assert f"unreachable: cannot reach the API at {url} (from {source}): Connection refused (is the sandbox running? " \
            in said
     assert "error: transient" not in proc.stdout + proc.stderr
     with sqlite3.connect(ledger) as conn:

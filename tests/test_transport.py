@@ -91,7 +91,7 @@ def check(client: ApiClient):
 
 def create(client: ApiClient):
     return client.prepare_create(name="c", message="m", end_time=2_000_000_000, products=[("1", 1500)],
-                                 creator_ids=["11"], contact_email=None, free_sample=False)
+                                 creator_ids=["11"], contact_email="partners@example.com", free_sample=False)
 
 
 def exchange(script: Script, times: int = 1, *, mutating: bool = False, **client_options):
@@ -111,7 +111,7 @@ def test_a_plain_answer_over_a_kept_alive_connection():
     assert first.sent_at is not None and abs(first.sent_at - time.time()) < 60
     assert server.connections == 1  # the second request reused the first connection
     request = server.requests[0]
-    assert request.startswith(b"POST /affiliate_seller/202405/target_collaborations?app_key=key-1&timestamp=")
+    assert request.startswith(b"POST /affiliate_seller/202508/target_collaborations?app_key=key-1&timestamp=")
     assert b"\r\nx-tts-access-token: token-abc-456\r\n" in request and b"\r\nHost: 127.0.0.1:" in request
     assert b"\r\naccept-encoding: gzip, deflate\r\n" in request and b"\r\nuser-agent: trendio/" in request
     assert request.endswith(b'"is_sample_approval_exempt":false}}')

@@ -485,6 +485,7 @@ class SandboxState:
         self.ids = itertools.count(7_300_000_000_000_000_001)
         self.last_seq = 0
         self._last_pairs = 0  # pairs the current request created (for the log and lost answers)
+        self._arrived = 0.0  # when the current request arrived (for the log)
         self.scripts: dict[str, deque[dict[str, Any]]] = defaultdict(deque)
         self._search_cache: OrderedDict[str, list[str]] = OrderedDict()
         self._salts = itertools.count(self.rng.randrange(1 << 30))
@@ -536,6 +537,7 @@ class SandboxState:
 
         `arrived` is when the request reached the server (stamped before its body was read)."""
         real = time.time() if arrived is None else arrived
+        self._arrived = real
         self.stats["requests"] += 1
         routed = self._route(method, path)
         if isinstance(routed, Reply):
@@ -1487,6 +1489,7 @@ class SandboxState:
         if self._log:
             self._log.write(json.dumps({
                 "t": round(time.time(), 6),
+                "arrived": round(self._arrived, 6),  # its headers' arrival: a body can follow much later
                 "endpoint": endpoint,
                 "version": version,
                 "shop": shop,
