@@ -119,8 +119,10 @@ def ledger_location(tmp: Path, name: str, pg_url: str | None):
 
 
 def sending_rate(log: Path, shop: str | None = None) -> tuple[float, int]:
-    """Requests per second from the first request in the sandbox's log to the last, and how many."""
-    times = sorted(r["t"] for r in map(json.loads, log.read_text().splitlines()) if shop in (None, r["shop"]))
+    """Creates per second from the first create in the sandbox's log to the last, and how many: the sending span
+    (the outreach quota's read and the eligibility checks come before it, while the run plans)."""
+    times = sorted(r["t"] for r in map(json.loads, log.read_text().splitlines())
+                   if shop in (None, r["shop"]) and r["endpoint"] == "create_collaboration")
     if len(times) < 2:
         return 0.0, len(times)
     return (len(times) - 1) / (times[-1] - times[0]), len(times)
