@@ -92,10 +92,6 @@ PRIOR_PULLS: dict[str, dict[str, float]] = {
 }
 
 
-def _index(value: float | None, edges: tuple[float, ...]) -> int:
-    return -1 if value is None else bisect_right(edges, value)
-
-
 def _label(labels: tuple[str, ...], i: int) -> str:
     return UNKNOWN if i < 0 else labels[i]
 
@@ -110,11 +106,15 @@ def marketplace_numbers(extra: dict[str, Any] | None) -> tuple[float | None, flo
 
 def factor_key(tier: str, category: str | None, followers: int | None, gmv: float | None,
                engagement: float | None, inactive: int | None, extra: dict[str, Any] | None) -> tuple[Any, ...]:
-    """The creator's value of each factor, compactly (band indices): what the model's terms are indexed by."""
+    """The creator's value of each factor, compactly (band indices, -1 for unknown): what the model's terms are
+    indexed by. (Called once per candidate: the bands are inlined.)"""
     units, views = marketplace_numbers(extra) if extra else (None, None)
-    return (tier or "-", (category or "-").lower(), bisect_right(FOLLOWER_EDGES, followers or 0),
-            bisect_right(GMV_EDGES, gmv or 0.0), _index(engagement, ENGAGEMENT_EDGES),
-            _index(inactive, RECENCY_EDGES), _index(units, UNITS_EDGES), _index(views, VIEWS_EDGES))
+    return (tier or "-", category.lower() if category else "-", bisect_right(FOLLOWER_EDGES, followers or 0),
+            bisect_right(GMV_EDGES, gmv or 0.0),
+            -1 if engagement is None else bisect_right(ENGAGEMENT_EDGES, engagement),
+            -1 if inactive is None else bisect_right(RECENCY_EDGES, inactive),
+            -1 if units is None else bisect_right(UNITS_EDGES, units),
+            -1 if views is None else bisect_right(VIEWS_EDGES, views))
 
 
 def factor_labels(key: tuple[Any, ...]) -> tuple[str, ...]:
@@ -459,14 +459,17 @@ class OutcomeModel:
         """GMV a showcase by such a creator brings in its first weeks: the shares of their own 30-day GMV (from
         GMV_FLOOR) the brand's showcases sold without content and with it, mixed by this creator's chance of
         content, and corrected by what showcases of creators of the same 30-day GMV band sold."""
-        factor = self.band_factor.get(bisect_right(GMV_EDGES, gmv_30d or 0.0), (1.0, 0))[0]
+        band = bisect_right(GMV_EDGES, gmv_30d or 0.0)
+        return self.gmv_share(content_rate, band) * ((gmv_30d or 0.0) + GMV_FLOOR)
+
+    def gmv_share(self, content_rate: float, gmv_band: int) -> float:
+        """The part of a creator's 30-day GMV (plus GMV_FLOOR) a showcase is expected to sell (`expected_gmv`)."""
+        factor = self.band_factor.get(gmv_band, (1.0, 0))[0]
         share = self.showcase_share + content_rate * (self.content_share - self.showcase_share)
-        return max(0.0, share * factor * ((gmv_30d or 0.0) + GMV_FLOOR))
+        return max(0.0, share * factor)
 
     def value(self, content_rate: float, gmv_30d: float | None) -> float:
-        """What one showcase is worth, relatively: itself (1), the content that may follow (its chance), and the
-        sales, slowly (log10 of 1 + the GMV expected)."""
-        return 1.0 + content_rate + math.log10(1.0 + self.expected_gmv(gmv_30d, content_rate))
+        return showcase_value(content_rate, self.expected_gmv(gmv_30d, content_rate))
 
     def exploration(self) -> float:
         """The spread of the exploration jitter: wide with no outcomes, nearly gone after a few thousand."""
@@ -487,6 +490,12 @@ class OutcomeModel:
         return out
 
 
+def showcase_value(content_rate: float, expected_gmv: float) -> float:
+    """What one showcase is worth, relatively: itself (1), the content that may follow (its chance), and the
+    sales, slowly (log10 of 1 + the GMV expected)."""
+    return 1.0 + content_rate + math.log10(1.0 + expected_gmv)
+
+
 def followers_score(creator: Creator) -> float:
     return float(creator.followers or 0)
 
@@ -495,18 +504,18 @@ def random_score(creator: Creator, seed: str) -> float:
     return random.Random(f"{seed}:{creator.creator_id}").random()
 
 
-def jitter(creator_id: str, seed: str, spread: float) -> float:
-    """A deterministic multiplicative nudge per creator and day (exploration): exp(spread x z), z a logistic
-    draw scaled to a standard deviation of 1 (from a CRC of the ids: cheap for a million candidates)."""
-    if spread <= 0:
-        return 1.0
-    u = (zlib.crc32(f"{seed}:{creator_id}".encode()) + 0.5) / 2**32
-    return math.exp(spread * 0.5513 * math.log(u / (1 - u)))
+def _nudge(crc: int, power: float) -> float:
+    """The exploration's multiplicative nudge: exp(spread x z), z a logistic draw scaled to a standard deviation
+    of 1 (`power` = spread x 0.5513), drawn from a CRC of the day's seed and the creator's id (cheap for a
+    million candidates, the same all day)."""
+    u = (crc + 0.5) / 2**32
+    return (u / (1 - u)) ** power  # exp(power x logit(u))
 
 
 class Scorer:
-    """The ranking a plan uses, fast enough for a million candidates: the learned chances are cached per
-    combination of factor values; a creator's own outcomes, sales and exploration nudge go one by one."""
+    """The ranking a plan uses, fast enough for a million candidates: per combination of factor values, the
+    learned chances and the share of the creator's GMV a showcase is expected to sell are cached; a creator's
+    own outcomes, 30-day GMV and exploration nudge go one by one."""
 
     def __init__(self, ranking: str, model: OutcomeModel, seed: str, today: date) -> None:
         self.ranking = ranking
@@ -515,19 +524,31 @@ class Scorer:
         self.today = today
         self.spread = model.exploration()
         self._day_seed = f"{seed}:{today.isoformat()}"
-        self._cache: dict[tuple[Any, ...], tuple[float, float]] = {}
+        self._day_crc = zlib.crc32(f"{self._day_seed}:".encode())  # the CRC runs on over each creator's id
+        self._cache: dict[tuple[Any, ...], tuple[float, float, float]] = {}
+
+    def _by_key(self, key: tuple[Any, ...]) -> tuple[float, float, float]:
+        """(chance of a showcase, chance of content after one, the share of GMV a showcase sells)."""
+        m = self.model
+        content = m.content.chance(key)
+        cached = self._cache[key] = (m.showcase.chance(key), content, m.gmv_share(content, key[3]))  # [3]: GMV band
+        return cached
 
     def parts(self, creator: Creator, tier: Tier) -> tuple[float, float, float]:
-        """(chance of a showcase, value of one, exploration nudge): the score is their product."""
-        m = self.model
+        """(chance of a showcase, value of one, exploration nudge): the score is their product. The same
+        arithmetic as OutcomeModel.chance, .value and `jitter`, with what depends on the factor values cached."""
         key = creator_key(creator, tier.name, self.today)
-        cached = self._cache.get(key)
-        if cached is None:
-            cached = self._cache[key] = (m.showcase.chance(key), m.content.chance(key))
-        p, content = cached
-        if m.own:
-            p = m.with_own_outcomes(p, creator.creator_id)
-        return p, m.value(content, creator.gmv_30d), jitter(creator.creator_id, self._day_seed, self.spread)
+        cached = self._cache.get(key) or self._by_key(key)
+        p, content, per_gmv = cached
+        own = self.model.own
+        if own:
+            mine = own.get(creator.creator_id)
+            if mine:
+                p = (mine[0] + p * OWN_HISTORY_STRENGTH) / (mine[1] + OWN_HISTORY_STRENGTH)
+        value = showcase_value(content, per_gmv * ((creator.gmv_30d or 0.0) + GMV_FLOOR))
+        nudge = _nudge(zlib.crc32(creator.creator_id.encode(), self._day_crc), self.spread * 0.5513) \
+            if self.spread > 0 else 1.0
+        return p, value, nudge
 
     def __call__(self, creator: Creator, tier: Tier) -> float:
         if self.ranking == "followers":

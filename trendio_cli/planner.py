@@ -71,7 +71,8 @@ class LedgerState:
     platform_outreach: tuple[str, dict[str, Any]] | None = None  # (read at, the outreach quota endpoint's data)
 
     @classmethod
-    def read(cls, ledger: Ledger, campaign: Campaign, now: datetime) -> LedgerState:
+    def read(cls, ledger: Ledger, campaign: Campaign, creators: Sequence[Creator], now: datetime) -> LedgerState:
+        """What planning `creators` for the campaign needs from the ledger, as of `now`."""
         brand = campaign.brand
         since, until = local_day_bounds(now, campaign.schedule.timezone)
         pending = ledger.pending(brand)
@@ -87,7 +88,8 @@ class LedgerState:
             checked=ledger.checked_since(brand, OutreachWeek.at(now, campaign.limits).since_iso),
             model=OutcomeModel.fit((Outcome(*row) for row in ledger.outcomes(brand, now.timestamp(), LEARN_FROM_ROWS)),
                                    window_days=campaign.lifecycle.answer_within_days),
-            plain_ids=ledger.plain_ids(brand),
+            # (a scan of the brand's rows, needed only to match creators by the legacy id their file gives)
+            plain_ids=ledger.plain_ids(brand) if any(c.creator_user_id for c in creators) else set(),
             platform_outreach=outreach_snapshot(ledger, brand),
         )
 

@@ -34,7 +34,7 @@ def preview(source: Path, ledger_path: str) -> Plan:
     inputs = load_campaign_inputs(source)
     now = datetime.now(timezone.utc)
     with Ledger.open(ledger_path, readonly=True, migrate=True) as ledger:
-        state = LedgerState.read(ledger, inputs.campaign, now)
+        state = LedgerState.read(ledger, inputs.campaign, inputs.creators, now)
     return make_plan(inputs.campaign, inputs.creators, state, now, campaign_file=str(source))
 
 
@@ -291,18 +291,20 @@ async def _reachable_plan(executor: Executor, ledger: Ledger, campaign: Campaign
     """The plan, under the platform's own outreach figures and with the creators the platform says an invitation
     cannot reach left out (where it offers the outreach endpoints): those are flagged, so planning again puts
     the next best in their place."""
-    plan = make_plan(campaign, creators, LedgerState.read(ledger, campaign, now), now, campaign_file=str(source))
+    def replan() -> Plan:  # on the ledger as it now is (outreach figures read, creators flagged)
+        return make_plan(campaign, creators, LedgerState.read(ledger, campaign, creators, now), now,
+                         campaign_file=str(source))
+
+    plan = replan()
     if not plan.batches:
         return plan  # nothing to send: nothing to ask either (a scheduled run with no work is free)
     if await executor.outreach_quota() is not None:  # the platform's own outreach figures, where it gives them
-        plan = make_plan(campaign, creators, LedgerState.read(ledger, campaign, now), now,
-                         campaign_file=str(source))
+        plan = replan()
     for _ in range(SCREEN_ROUNDS):
         unreachable = await _screen(executor, campaign, plan, now)
         if not unreachable:
             return plan
-        plan = make_plan(campaign, creators, LedgerState.read(ledger, campaign, now), now,
-                         campaign_file=str(source))
+        plan = replan()
     # what the last round still finds unreachable is left out rather than checked again
     unreachable = await _screen(executor, campaign, plan, now)
     return without_creators(plan, set(unreachable)) if unreachable else plan

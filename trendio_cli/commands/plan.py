@@ -29,7 +29,7 @@ def plan_campaign(path: Path, ledger_path: str, on: date | None = None) -> tuple
     inputs = load_campaign_inputs(path)
     now = plan_time(inputs.campaign.schedule.timezone, on)
     with Ledger.open(ledger_path, readonly=True) as ledger:
-        state = LedgerState.read(ledger, inputs.campaign, now)
+        state = LedgerState.read(ledger, inputs.campaign, inputs.creators, now)
     plan = make_plan(inputs.campaign, inputs.creators, state, now, campaign_file=str(path))
     return plan, [str(w) for w in inputs.warnings]
 
@@ -40,7 +40,7 @@ def explain_creator(path: Path, ledger_path: str, creator_id: str, on: date | No
     campaign = inputs.campaign
     now = plan_time(campaign.schedule.timezone, on)
     with Ledger.open(ledger_path, readonly=True) as ledger:
-        state = LedgerState.read(ledger, campaign, now)
+        state = LedgerState.read(ledger, campaign, inputs.creators, now)
     creator = next((c for c in inputs.creators if c.creator_id == creator_id), None)
     if creator is None:
         raise BadInput(f"creator {creator_id} is not in {creators_path(campaign, path)}")
