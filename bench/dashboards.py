@@ -1,5 +1,6 @@
-"""Benchmark (issue 6): the dashboards and the report on a big ledger. A million invitations (and a day of
-API calls): `dashboard ops`, `dashboard merchant` and `report` each draw in under two seconds.
+"""Benchmark (issue 6): the dashboards and the report on a big ledger. A million invitations (about a quarter of
+them showcased, one in eleven followed by content and an order) and a day of API calls: `dashboard ops`, `dashboard
+merchant` and `report` each draw in under two seconds.
 
     python bench/dashboards.py [--invitations 1000000]
 """
@@ -19,7 +20,7 @@ from common import run_measured, save, trendio  # noqa: E402
 
 from trendio_cli.ledger import Ledger  # noqa: E402
 
-STATES = ["sent"] * 5 + ["accepted"] * 2 + ["declined"] * 2 + ["expired", "conflict"]
+STATES = ["sent"] * 5 + ["showcased"] * 2 + ["content", "expired", "expired", "conflict"]
 
 
 def fill(path: Path, invitations: int, calls: int) -> None:
@@ -28,17 +29,25 @@ def fill(path: Path, invitations: int, calls: int) -> None:
     conn = sqlite3.connect(path)
     conn.execute("INSERT INTO runs (id, brand, campaign, command, started_at, status) "
                  "VALUES (1, 'bigbrand', 'big', 'execute', '2026-11-01T00:00:00.000000Z', 'success')")
-    rows = []
+    rows, orders = [], []
     for k in range(invitations):
         state = rng.choice(STATES)
         day = 1 + k * 28 // invitations
         claimed = f"2026-11-{day:02d}T10:00:00.000000Z"
-        answered = f"2026-11-{min(28, day + 2):02d}T10:00:00.000000Z" if state in ("accepted", "declined") else None
+        showcased = f"2026-11-{min(28, day + 2):02d}T10:00:00.000000Z" if state in ("showcased", "content") else None
+        content = f"2026-11-{min(28, day + 4):02d}T10:00:00.000000Z" if state == "content" else None
         tier = ["macro", "mid", "micro"][k % 3]
-        rows.append(("bigbrand", str(7_000_000_000 + k // 3), str(k % 3), f"camp{k % 4}", tier, state, f"c{k // 150}",
-                     claimed, answered))
+        creator, collaboration = str(7_000_000_000 + k // 3), f"c{k // 150}"
+        rows.append(("bigbrand", creator, str(k % 3), f"camp{k % 4}", tier, state, collaboration, claimed, showcased,
+                     content))
+        if content:  # a sale after each piece of content
+            orders.append(("bigbrand", f"o{k}", "s1", collaboration, creator, f"h{k // 3}", str(k % 3), "COMPLETED",
+                           1, "USD", round(rng.uniform(5, 80), 2), round(rng.uniform(0.5, 8), 2), content))
     conn.executemany("INSERT INTO invitations (brand, creator_id, product_id, campaign, tier, state, collaboration_id, "
-                     "claimed_at, answered_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                     "claimed_at, showcased_at, content_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    conn.executemany("INSERT INTO orders (brand, order_id, sku, collaboration_id, creator_id, creator_username, "
+                     "product_id, status, quantity, currency, gmv, estimated_commission, created_at) "
+                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", orders)
     conn.executemany("INSERT INTO api_calls (brand, quota_day, endpoint, run_id, reserved_at, outcome, code, attempt) "
                      "VALUES ('bigbrand', '2026-11-25', ?, 1, ?, ?, ?, 1)",
                      [("create_collaboration",

@@ -5,16 +5,18 @@ Every value is range-checked here, before anything reaches the planner or the le
 from __future__ import annotations
 
 import csv
+import functools
+import gc
 import io
 import json
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from operator import methodcaller
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from trendio_cli.campaign import MAX_FOLLOWERS, MAX_GMV, read_text, shown
 from trendio_cli.problems import Problem
@@ -260,6 +262,7 @@ class _FastRow:
         self.numbers = [i for i in (self.i_id, self.i_followers, self.i_gmv, self.i_rate, self.i_user_id)
                         if i is not None]
         self.texts = [i for i in (self.i_handle, self.i_category) if i is not None]
+        self.dates: dict[str, date] = {}
 
     def fields_ok(self, row: list[str]) -> bool:
         for i in self.numbers:
@@ -296,7 +299,10 @@ class _FastRow:
                 if not 0 <= rate <= 1:
                     return None
             if self.i_active is not None and row[self.i_active]:
-                active = date.fromisoformat(row[self.i_active])
+                text = row[self.i_active]
+                active = self.dates.get(text)
+                if active is None:  # (a file holds few distinct days: each is parsed once, and shared)
+                    active = self.dates[text] = date.fromisoformat(text)
             if self.i_user_id is not None and row[self.i_user_id]:
                 user_id = row[self.i_user_id]
                 if not user_id.isdigit() or len(user_id) > MAX_USER_ID:
@@ -376,6 +382,26 @@ def _csv_problem(file: str, text: str, start: int, end: int, error: str) -> Prob
     return Problem(file, end, 1, f"CSV error: {error}")
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def bulk(fn: F) -> F:
+    """Run `fn` with Python's cycle collector paused: for work that builds a million objects and no cycle
+    (reading a creators file, planning over it). Each full collection walks every object built so far; at a
+    million creators they took a third of `plan`'s time."""
+    @functools.wraps(fn)
+    def paused(*args: Any, **kwargs: Any) -> Any:
+        if not gc.isenabled():
+            return fn(*args, **kwargs)
+        gc.disable()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            gc.enable()
+    return paused  # type: ignore[return-value]
+
+
+@bulk
 def parse_creators(text: str, file: str, fmt: str) -> tuple[list[Creator], list[Problem]]:
     problems: list[Problem] = []
     creators: dict[str, Creator] = {}

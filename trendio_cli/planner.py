@@ -23,7 +23,7 @@ from trendio_cli.api.endpoints import (
     MAX_PRODUCTS_PER_CREATE,
 )
 from trendio_cli.campaign import WEEKDAYS, Campaign, Tier
-from trendio_cli.creators import Creator
+from trendio_cli.creators import Creator, bulk
 from trendio_cli.errors import BadInput
 from trendio_cli.ledger import Ledger, iso
 from trendio_cli.matching import LEARN_FROM_ROWS, Outcome, OutcomeModel, Scorer
@@ -71,6 +71,7 @@ class LedgerState:
     platform_outreach: tuple[str, dict[str, Any]] | None = None  # (read at, the outreach quota endpoint's data)
 
     @classmethod
+    @bulk  # (the invited pairs of a big ledger: a million tuples)
     def read(cls, ledger: Ledger, campaign: Campaign, creators: Sequence[Creator], now: datetime) -> LedgerState:
         """What planning `creators` for the campaign needs from the ledger, as of `now`."""
         brand = campaign.brand
@@ -279,6 +280,7 @@ def check_not_ended(campaign: Campaign, now: datetime) -> None:
                        hint="set a later end_date in the campaign file")
 
 
+@bulk
 def make_plan(
     campaign: Campaign,
     creators: Sequence[Creator],

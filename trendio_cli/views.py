@@ -111,7 +111,7 @@ def merchant_snapshot(ledger: Ledger, brand: str | None = None, campaign: str | 
             sales = row_of(key)["sales"]
             for i, v in enumerate((orders, gmv, estimated, actual)):
                 sales[i] += v
-    active_days = ledger.active_days(brand)
+    active_days = ledger.active_days(brand, campaign)
     fewest = ledger.tier_followers([k for k in table if k[2] != " all"]) if not tier_order else {}
 
     def order(key: tuple[str, str, str]) -> tuple[Any, ...]:
