@@ -526,7 +526,6 @@ class Scorer:
         self._day_seed = f"{seed}:{today.isoformat()}"
         self._day_crc = zlib.crc32(f"{self._day_seed}:".encode())  # the CRC runs on over each creator's id
         self._cache: dict[tuple[Any, ...], tuple[float, float, float]] = {}
-        self._inactive: dict[date, int] = {}
 
     def _by_key(self, key: tuple[Any, ...]) -> tuple[float, float, float]:
         """(chance of a showcase, chance of content after one, the share of GMV a showcase sells)."""
@@ -537,20 +536,11 @@ class Scorer:
 
     def parts(self, creator: Creator, tier: Tier) -> tuple[float, float, float]:
         """(chance of a showcase, value of one, exploration nudge): the score is their product. The same
-        arithmetic as OutcomeModel.chance, .value and `jitter`, with what depends on the factor values cached."""
-        active = creator.last_active
-        inactive = None if active is None else self._inactive.get(active)
-        if inactive is None and active is not None:
-            inactive = self._inactive[active] = (self.today - active).days
-        key = factor_key(tier.name, creator.category, creator.followers, creator.gmv_30d, creator.engagement_rate,
-                         inactive, creator.extra)  # (creator_key, with the days since each date counted once)
-        cached = self._cache.get(key) or self._by_key(key)
-        p, content, per_gmv = cached
-        own = self.model.own
-        if own:
-            mine = own.get(creator.creator_id)
-            if mine:
-                p = (mine[0] + p * OWN_HISTORY_STRENGTH) / (mine[1] + OWN_HISTORY_STRENGTH)
+        arithmetic as OutcomeModel.chance and .value, with what depends on the factor values cached."""
+        key = creator_key(creator, tier.name, self.today)
+        p, content, per_gmv = self._cache.get(key) or self._by_key(key)
+        if self.model.own:
+            p = self.model.with_own_outcomes(p, creator.creator_id)
         value = showcase_value(content, per_gmv * ((creator.gmv_30d or 0.0) + GMV_FLOOR))
         nudge = _nudge(zlib.crc32(creator.creator_id.encode(), self._day_crc), self.spread * 0.5513) \
             if self.spread > 0 else 1.0
