@@ -7,6 +7,7 @@ import json as _json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -35,6 +36,11 @@ def campaign_dict(**overrides):
     doc["limits"] = {"weekly_outreach": 1_000_000, **(overrides.pop("limits", None) or {})}
     # and every generated creator counts, however long ago the marketplace says it was active
     doc["lifecycle"] = {"inactive_after_days": 3650, **(overrides.pop("lifecycle", None) or {})}
+    return apply_overrides(doc, overrides)
+
+
+def apply_overrides(doc: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """`doc` with each override set, or dropped where it is None (a field left out on purpose)."""
     for key, value in overrides.items():
         if value is None:
             doc.pop(key, None)

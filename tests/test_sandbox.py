@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from helpers import run_cli
+from helpers import apply_overrides, run_cli
 from trendio_cli.api.credentials import Credentials, credentials_for, sandbox_accepted_credentials
 from trendio_cli.api.signing import sign
 from trendio_cli.sandbox import app, state
@@ -104,12 +104,7 @@ def create_body(creators: list[str], offer: tuple[tuple[str, int], ...] = ((PROD
         "seller_contact_info": {"email": "partners@brand.example"},
         "free_sample_rule": {"has_free_sample": True, "is_sample_approval_exempt": False},
     }
-    for key, value in overrides.items():
-        if value is None:
-            body.pop(key, None)
-        else:
-            body[key] = value
-    return body
+    return apply_overrides(body, overrides)
 
 
 @pytest.fixture

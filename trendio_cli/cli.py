@@ -121,6 +121,14 @@ def note_missing_ledger(location: str) -> None:
         say(f"note: no ledger at {clean(location)} ({ledger_origin()}): planned as for a new ledger")
 
 
+def show_result(command: str, result: dict[str, Any], view: Callable[[dict[str, Any]], None], as_json: bool) -> None:
+    """A command's result, as one JSON document (`--json`, exit code 0) or through its view."""
+    if as_json:
+        emit_json(envelope(command, 0, **result))
+    else:
+        view(result)
+
+
 def say_if_new_ledger(location: str, existed: bool) -> None:
     if not existed and ledger_exists(location):
         say(f"new ledger at {clean(location)} ({ledger_origin()})")
@@ -472,10 +480,7 @@ def status_cmd(
     from trendio_cli.commands.status import ledger_status
 
     result = ledger_status(str(ledger), brand)
-    if as_json:
-        emit_json(envelope("status", 0, **result))
-    else:
-        render.status_view(result)
+    show_result("status", result, render.status_view, as_json)
 
 
 @command("runs")
@@ -489,10 +494,7 @@ def runs_cmd(
     from trendio_cli.commands.status import run_history
 
     result = run_history(str(ledger), limit, brand)
-    if as_json:
-        emit_json(envelope("runs", 0, **result))
-    else:
-        render.runs_view(result)
+    show_result("runs", result, render.runs_view, as_json)
 
 
 @command("quota")
@@ -510,10 +512,7 @@ def quota_cmd(
 
     limits = load_campaign_inputs(campaign).campaign.limits if campaign else None
     result = quota_view(str(ledger), brand, limits)
-    if as_json:
-        emit_json(envelope("quota", 0, **result))
-    else:
-        render.quota_view(result)
+    show_result("quota", result, render.quota_view, as_json)
 
 
 @command("demo")
@@ -616,10 +615,7 @@ def creators_list_cmd(
     from trendio_cli.commands.creators import list_creators
 
     result = list_creators(str(ledger), brand, flag=flag, creator_ids=None, limit=limit)
-    if as_json:
-        emit_json(envelope("creators list", 0, **result))
-    else:
-        render.creators_view(result)
+    show_result("creators list", result, render.creators_view, as_json)
 
 
 @sub_command(creators_app, "creators", "show")
@@ -633,10 +629,7 @@ def creators_show_cmd(
     from trendio_cli.commands.creators import list_creators
 
     result = list_creators(str(ledger), brand, flag=None, creator_ids=creator_ids, limit=len(creator_ids))
-    if as_json:
-        emit_json(envelope("creators show", 0, **result))
-    else:
-        render.creators_view(result)
+    show_result("creators show", result, render.creators_view, as_json)
 
 
 @sub_command(creators_app, "creators", "flag")
@@ -655,10 +648,7 @@ def creators_flag_cmd(
     from trendio_cli.commands.creators import set_flag
 
     result = set_flag(str(ledger), brand, creator_ids, as_, days=days, reason=reason)
-    if as_json:
-        emit_json(envelope("creators flag", 0, **result))
-    else:
-        render.creators_view(result)
+    show_result("creators flag", result, render.creators_view, as_json)
 
 
 @sub_command(creators_app, "creators", "block")
@@ -673,10 +663,7 @@ def creators_block_cmd(
     from trendio_cli.commands.creators import set_flag
 
     result = set_flag(str(ledger), brand, creator_ids, "blocked", reason=reason)
-    if as_json:
-        emit_json(envelope("creators block", 0, **result))
-    else:
-        render.creators_view(result)
+    show_result("creators block", result, render.creators_view, as_json)
 
 
 @sub_command(creators_app, "creators", "unflag")
@@ -690,10 +677,7 @@ def creators_unflag_cmd(
     from trendio_cli.commands.creators import set_flag
 
     result = set_flag(str(ledger), brand, creator_ids, None)
-    if as_json:
-        emit_json(envelope("creators unflag", 0, **result))
-    else:
-        render.creators_view(result)
+    show_result("creators unflag", result, render.creators_view, as_json)
 
 
 @sub_command(creators_app, "creators", "discover")
@@ -897,10 +881,7 @@ def auth_shops_cmd(
     from trendio_cli.commands.auth import list_shops
 
     result = list_shops(base_url, brand)
-    if as_json:
-        emit_json(envelope("auth shops", 0, **result))
-    else:
-        render.shops_view(result)
+    show_result("auth shops", result, render.shops_view, as_json)
 
 
 @sub_command(auth_app, "auth", "refresh")
@@ -921,10 +902,7 @@ def auth_refresh_cmd(
     from trendio_cli.commands.auth import refresh_token
 
     result = refresh_token(base_url, brand)
-    if as_json:
-        emit_json(envelope("auth refresh", 0, **result))
-    else:
-        render.refresh_view(result)
+    show_result("auth refresh", result, render.refresh_view, as_json)
 
 
 # --- sandbox ----------------------------------------------------------------------------------------
