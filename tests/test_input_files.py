@@ -306,3 +306,25 @@ def test_no_plan_file_problem_speaks_pydantic(real_plan, data):
         for problem in exc.problems:
             assert problem.startswith(f"{plan}:") and "\n" not in problem, problem
             assert not any(f in problem for f in FORBIDDEN), problem
+
+
+@pytest.mark.parametrize("key", ["\n", "a\rb", "x\u2028y", "two words", "é"])
+def test_an_unexpected_key_with_odd_characters_is_named_on_one_line(real_plan, key):
+    """A key from the file is quoted in the field path, so a newline in it cannot break the message."""
+    import copy
+
+    from trendio_cli.plan_file import read_plan
+    from trendio_cli.planner import PLAN_FORMAT, Batch
+
+    tmp, doc = real_plan
+    doc = copy.deepcopy(doc)
+    doc["campaign_spec"]["products"][0] = {key: 1}
+    plan = tmp / "odd-key.json"
+    plan.write_text(json.dumps(doc))
+    with pytest.raises(ProblemsFound) as caught:
+        read_plan(plan, PLAN_FORMAT, {f.name for f in Batch.__dataclass_fields__.values()})
+    named = [p for p in caught.value.problems if "products[0]" in p]
+    assert named, caught.value.problems
+    for problem in caught.value.problems:
+        assert problem.startswith(f"{plan}:") and "\n" not in problem and "\r" not in problem, problem
+        assert "\u2028" not in problem, problem

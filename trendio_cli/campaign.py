@@ -639,8 +639,17 @@ def _model_at(loc: Path_) -> type[BaseModel] | None:
     return model
 
 
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def key_text(key: Any) -> str:
+    """A key as it sits in a field path: bare when it is a plain name, quoted when it could break a line."""
+    text = str(key)
+    return text if _PLAIN_KEY.fullmatch(text) else shown(text)
+
+
 def field_name(loc: tuple[Any, ...]) -> str:
-    return ".".join(str(p) for p in loc)
+    return ".".join(key_text(p) for p in loc)
 
 
 def _ctx(error: dict[str, Any], key: str) -> Any:

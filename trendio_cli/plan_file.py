@@ -22,6 +22,7 @@ from trendio_cli.campaign import (
     Campaign,
     check_path_text,
     error_text,
+    key_text,
     parse_product_id,
     read_text,
     shown,
@@ -174,7 +175,7 @@ def where(loc: tuple[Any, ...]) -> str:
     """`batches[3].creator_ids[1]` for pydantic's ('batches', 3, 'creator_ids', 1)."""
     out = ""
     for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        out += f"[{part}]" if isinstance(part, int) else (f".{key_text(part)}" if out else key_text(part))
     return out
 
 
