@@ -319,6 +319,12 @@ def test_the_demo_says_what_it_injected(tmp_path):
     else:
         assert injected is None and "None of its faults" in done, done
     assert "despite 0" not in proc.stdout
+    # the busiest second is said for the shop (what execute's own figure counts) and for the limit's scope
+    seen = re.search(r"saw (\d+) requests .*?at most (\d+) in any one second, (\d+) to one API, where its "
+                     r"limit of 50 counts", " ".join(done.split()))
+    assert seen, done
+    requests, shop, api = map(int, seen.groups())
+    assert api <= shop <= requests, done
 
 
 # --- errors for scripts and people ------------------------------------------------------------------

@@ -575,9 +575,13 @@ def demo_cmd(
         else:
             faults = (f"None of its faults ({knobs['fault_rate']:.0%} of requests) or cut-off answers "
                       f"({knobs['lost_rate']:.0%} of creates) struck in these {s['requests']} requests.")
+        per = {"api": "one API", "shop": "the shop", "app": "the app"}[knobs["rate_scope"]]
+        busiest = f"at most {s['max_shop_requests_in_window']} in any one second"
+        if knobs["rate_scope"] != "shop":
+            busiest += f", {s['max_requests_in_window']} to {per}, where its limit of {knobs['rate_limit']} counts"
         stdout.print(Text(
-            f"The sandbox saw {s['requests']} requests ({s['http_429']} answered 429, at most "
-            f"{s['max_requests_in_window']} in any one second), invited {s['invited_pairs']} pairs and saw "
+            f"The sandbox saw {s['requests']} requests ({s['http_429']} answered 429; {busiest}), "
+            f"invited {s['invited_pairs']} pairs and saw "
             f"{plural(s['duplicate_attempts'], 'duplicate attempt')}. {faults} "
             f"{time.monotonic() - started:.1f} s in all."))
         stdout.print(Text("Next: `trendio init my-campaign` writes a starter campaign of your own."))

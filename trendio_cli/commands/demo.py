@@ -41,7 +41,8 @@ def run_demo(
                                lost_rate=0.02, seed=11)
     results: dict[str, Any] = {"workdir": str(workdir), "sandbox_settings": {
         "fault_rate": settings.fault_rate, "lost_rate": settings.lost_rate, "latency_ms": settings.latency_ms,
-        "jitter_ms": settings.jitter_ms, "ineligible_permille": settings.ineligible_permille}}
+        "jitter_ms": settings.jitter_ms, "ineligible_permille": settings.ineligible_permille,
+        "rate_limit": settings.rate_limit, "rate_scope": settings.rate_scope}}
     try:
         with SandboxServer(settings) as sandbox:
             results["sandbox"] = sandbox.url
@@ -72,6 +73,9 @@ def run_demo(
             results["sandbox_stats"] = {k: stats[k] for k in (
                 "requests", "http_429", "max_requests_in_window", "invited_pairs", "duplicate_attempts",
                 "lost_responses", "faults")}
+            # execute's "at most N in one second" counts every request of the shop; the sandbox's limit
+            # counts per rate scope (per API by default), so the demo shows both, each named
+            results["sandbox_stats"]["max_shop_requests_in_window"] = stats["max_window_by_level"]["shop"]
     finally:
         if keep is None:
             shutil.rmtree(workdir, ignore_errors=True)
