@@ -3,9 +3,15 @@ from __future__ import annotations
 import os
 
 import pytest
+from hypothesis import settings
 
 from trendio_cli.sandbox.server import SandboxServer
 from trendio_cli.sandbox.state import SandboxSettings
+
+# CI runners are busy: a property's examples are judged on what they find, never on how long one took;
+# a failure prints the blob that replays it (`@reproduce_failure`)
+settings.register_profile("trendio", deadline=None, print_blob=True)
+settings.load_profile("trendio")
 
 
 @pytest.fixture(autouse=True)

@@ -125,7 +125,7 @@ step = st.tuples(
 )
 
 
-@settings(max_examples=120, deadline=None)
+@settings(max_examples=120)
 @given(st.lists(step, min_size=3, max_size=40))
 def test_no_second_ever_holds_more_than_the_limit(steps):
     """Three processes, late by any amount, send backlogs as fast as admission lets them (each refusal says how

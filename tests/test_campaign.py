@@ -392,7 +392,7 @@ LEAVES = [p for p in _leaf_paths(GOOD_DOC) if p] + [("limits", "rate_scope"), ("
                                                    ("ranking",), ("api",), ("priority",), ("nonsense",)]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(st.sampled_from(LEAVES), ODD_VALUES)
 def test_no_message_speaks_pydantic(path, value):
     import copy

@@ -142,7 +142,7 @@ FIELD = st.one_of(
 )
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=400)
 @given(st.lists(FIELD, min_size=len(KNOWN), max_size=len(KNOWN)), st.booleans())
 def test_the_fast_path_accepts_only_what_the_careful_path_accepts(values, plain_fields):
     header = list(KNOWN)
@@ -283,7 +283,7 @@ def real_plan(tmp_path_factory):
     return tmp, _plan(tmp, campaign, out)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(data=st.data())
 def test_no_plan_file_problem_speaks_pydantic(real_plan, data):
     import copy

@@ -138,7 +138,7 @@ def test_ended_campaign_is_bad_input():
         make_plan(campaign(end_date="2026-01-01"), creators(1), state(), NOW)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60)
 @given(
     n=st.integers(0, 200),
     invited_idx=st.sets(st.integers(0, 199), max_size=60),
