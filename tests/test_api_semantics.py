@@ -232,6 +232,24 @@ def test_lost_creates_are_read_back_by_name_and_never_sent_twice(tmp_path):
     assert names == stats["collaborations"]
 
 
+def test_a_name_search_with_more_matches_than_it_reads_is_narrowed_and_never_taken_for_nothing(tmp_path):
+    """The name match is fuzzy: pages of other collaborations, none with the name, prove nothing. The search is
+    narrowed to the request's first creator, finds the create, and nothing is sent twice or marked conflict."""
+    campaign = write_campaign(tmp_path, 10, limits={"creators_per_request": 10})
+    others = {"data": {"target_collaborations": [{"id": f"9{i}", "name": f"someone-else-{i}"} for i in range(100)],
+                       "next_page_token": "more"}}
+    with SandboxServer(settings()) as sb:
+        sb.script("create_collaboration", [{"apply": True, "lost": True}])
+        sb.script("search_collaborations", [others] * 5)
+        result, _ = execute(campaign, sb, tmp_path / "l.db", check=0)
+        stats = sb.stats()
+    assert stats["scripted"] == 6 and stats["duplicate_attempts"] == 0 and stats["pairs_sent_more_than_once"] == 0
+    assert result["counts"]["sent"] == 30 and result["counts"].get("conflict", 0) == 0, result["counts"]
+    assert states(tmp_path / "l.db") == {"sent": 30}
+    # five pages of others, then one narrowed to the first creator (the sandbox's VALID one holds the create)
+    assert stats["by_endpoint"]["search_collaborations"] == 6 and stats["by_endpoint"]["create_collaboration"] == 1
+
+
 # --- the 2026 endpoints ------------------------------------------------------------------------------------------
 def test_the_eligibility_check_keeps_creates_off_unreachable_creators(tmp_path):
     campaign = write_campaign(tmp_path, 120)

@@ -259,3 +259,31 @@ def test_export_then_import_loses_nothing(tmp_path: Path):
     assert bad.returncode == 2 and "unknown table" in bad.stderr
     with Ledger.open(tmp_path / "c.db") as ledger:
         assert ledger.is_empty()  # all or nothing
+
+
+def test_a_detail_moves_as_many_invitations_as_its_counts_say_sold_products_first(tmp_path):
+    """The detail counts a creator's products in showcase and with content, not which: exactly that many of
+    their invitations move up, a product with an order first, and a later, smaller count moves none back."""
+    with Ledger.open(tmp_path / "l.db") as led:
+        run = led.start_run(brand="b", campaign="c", command="test")
+        led.insert_planned("b", "c", run, [("cr", p, "mid", "k1") for p in ("1", "2", "3", "4")])
+        with led.transaction() as c:
+            c.execute("UPDATE invitations SET state = 'sent', collaboration_id = 'col' WHERE brand = 'b'")
+        led.upsert_orders("b", [{"order_id": "o1", "sku": "s", "collaboration_id": "col", "creator_id": "cr",
+                                 "creator_username": "cr", "product_id": "3", "status": "COMPLETED", "quantity": 1,
+                                 "refunded": 0, "returned": 0, "currency": "USD", "gmv": 9.0, "actual_base": 9.0,
+                                 "estimated_commission": 1.0, "actual_commission": 1.0, "content_type": "VIDEO",
+                                 "created_at": "2026-11-23T00:00:00.000000Z"}])
+
+        def states():
+            with led.transaction() as c:
+                return dict(c.execute("SELECT product_id, state FROM invitations ORDER BY product_id").fetchall())
+
+        assert led.apply_detail("b", "col", [("cr", 2, 1)], "2026-11-24T00:00:00.000000Z") == {
+            "showcased": 2, "content": 1}
+        assert states() == {"1": "showcased", "2": "sent", "3": "content", "4": "sent"}
+        assert led.apply_detail("b", "col", [("cr", 1, 0)], "2026-11-25T00:00:00.000000Z") == {}
+        assert states() == {"1": "showcased", "2": "sent", "3": "content", "4": "sent"}
+        assert led.apply_detail("b", "col", [("cr", 9, 3)], "2026-11-26T00:00:00.000000Z") == {
+            "showcased": 2, "content": 2}
+        assert states() == {"1": "content", "2": "content", "3": "content", "4": "showcased"}

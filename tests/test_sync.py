@@ -68,10 +68,15 @@ def test_sync_moves_invitations_to_showcased_and_content_and_costs_what_it_says(
         conn = sqlite3.connect(ledger)
         ids = {c for c, in conn.execute("SELECT DISTINCT collaboration_id FROM invitations")}
         truth = detail_truth(sb, ids)
-        for collab, creator, state in conn.execute("SELECT DISTINCT collaboration_id, creator_id, state "
-                                                   "FROM invitations"):
+        # the counts say how many of a creator's products, and exactly that many of their invitations moved
+        partly = 0
+        for collab, creator, pairs, up, with_content in conn.execute(
+                "SELECT collaboration_id, creator_id, COUNT(*), SUM(state IN ('showcased', 'content')), "
+                "SUM(state = 'content') FROM invitations GROUP BY 1, 2"):
             showcase, content = truth[(collab, creator)]
-            assert state == ("content" if content else "showcased" if showcase else "sent")
+            assert (up, with_content) == (min(max(showcase, content), pairs), min(content, pairs)), (collab, creator)
+            partly += 0 < up < pairs
+        assert partly > 0  # the sandbox's creators take up some products of a collaboration, not always all
         # a second sync right after: the search pages, nothing else
         third = json_out(run_cli("sync", "--json", env=env, check=0))["brands"][0]
         assert third["changed"] == {} and third["details"] == 0 and third["order_pages"] == 0
@@ -93,6 +98,13 @@ def test_orders_are_recorded_once_and_refunds_update_them(tmp_path: Path):
         assert conn.execute("SELECT COUNT(*) FROM (SELECT order_id, sku FROM orders GROUP BY 1, 2)").fetchone()[0] == n
         ours = {c for c, in conn.execute("SELECT DISTINCT collaboration_id FROM invitations")}
         assert {c for c, in conn.execute("SELECT DISTINCT collaboration_id FROM orders")} <= ours
+        # the platform's times (Unix seconds, today about 1.8e9) are kept: an order's day, a collaboration's span
+        assert conn.execute("SELECT COUNT(*) FROM orders WHERE created_at IS NULL").fetchone()[0] == 0
+        first_order, last_order = conn.execute("SELECT MIN(created_at), MAX(created_at) FROM orders").fetchone()
+        sent_at = conn.execute("SELECT MIN(sent_at) FROM invitations").fetchone()[0]
+        assert sent_at[:10] <= first_order[:10] <= last_order[:10], (sent_at, first_order, last_order)
+        spans = conn.execute("SELECT start_time, end_time FROM collaborations").fetchall()
+        assert spans and all(start and end and 1.7e9 < start < end for start, end in spans), spans
         again = json_out(run_cli("sync", "--json", env=env, check=0))["brands"][0]
         assert again["orders_new"] == 0 and again["order_pages"] == 0  # nothing changed, read recently
         # a month later: more orders, and some of the old ones refunded or cancelled, updated in place
@@ -146,7 +158,7 @@ def test_a_collaboration_seen_ended_is_read_once_and_then_left_alone(tmp_path: P
         httpx.post(f"{sb.url}/_sandbox/advance", json={"days": 12}).raise_for_status()  # past its end there
         ended = json_out(run_cli("sync", "--json", env=env, check=0))["brands"][0]
         assert ended["collaborations_ended"] == 1 and ended["details"] == 1
-        assert ended["pages"] == {"VALID": 1, "COMPLETED": 1}
+        assert ended["pages"] == {"VALID": 1, "CANCELING": 1, "COMPLETED": 1}
         assert conn.execute("SELECT COUNT(*) FROM invitations WHERE state = 'sent'").fetchone()[0] == 0
         assert conn.execute("SELECT final FROM collaborations WHERE id = ?", (cid,)).fetchone()[0] == 1
         after = json_out(run_cli("sync", "--json", env=env, check=0))["brands"][0]
@@ -216,3 +228,48 @@ def test_inactive_creators_are_left_out(tmp_path: Path):
     (tmp_path / "creators.csv").write_text("creator_id,followers,last_active\n1,100,2020-01-01\n2,100,2099-01-01\n")
     plan = json_out(run_cli("plan", campaign, "--json", env={"TRENDIO_LEDGER": str(tmp_path / "l.db")}, check=0))
     assert plan["plan"]["skipped"] == {"inactive": 1} and plan["plan"]["creators"] == 1
+
+
+def test_platform_times_are_read_in_seconds_or_milliseconds():
+    from trendio_cli.commands.sync import _unix_time
+
+    assert _unix_time(1790000000) == _unix_time("1790000000") == _unix_time(1790000000123) == 1790000000
+    assert [_unix_time(v) for v in (None, "", "soon", 0, -5, 10**30, float("inf"))] == [None] * 7
+
+
+def test_a_collaboration_being_cancelled_is_found_without_reading_the_shops_history(tmp_path: Path):
+    campaign = write_campaign(tmp_path, 10, limits={"creators_per_request": 10})
+    ledger = tmp_path / "l.db"
+    with SandboxServer(SandboxSettings(ineligible_permille=0)) as sb:
+        env = env_for(sb, ledger)
+        run_cli("execute", campaign, "--yes", env=env, check=0)
+        (cid,) = {c for c, in sqlite3.connect(ledger).execute("SELECT DISTINCT collaboration_id FROM invitations")}
+        # the seller has removed it: no longer VALID, listed as CANCELING until it ends
+        sb.script("search_collaborations", [
+            {"data": {"target_collaborations": [], "next_page_token": ""}},
+            {"data": {"target_collaborations": [{"id": cid, "name": "x", "showcase_creator_count": 0,
+                                                 "content_creator_count": 0, "product_count": 3}]}}])
+        result = json_out(run_cli("sync", "--json", env=env, check=0))["brands"][0]
+    assert result["pages"] == {"VALID": 1, "CANCELING": 1}, result
+    status = sqlite3.connect(ledger).execute("SELECT status FROM collaborations WHERE id = ?", (cid,)).fetchone()
+    assert status == ("CANCELING",) and states(ledger) == {"sent": 30}
+
+
+def test_more_orders_than_one_sync_reads_keep_the_cursor_and_say_so(tmp_path: Path):
+    from trendio_cli.commands.sync import MAX_PAGES
+
+    campaign = write_campaign(tmp_path, 10, limits={"creators_per_request": 10})
+    ledger = tmp_path / "l.db"
+    with SandboxServer(SandboxSettings(ineligible_permille=0)) as sb:
+        env = env_for(sb, ledger)
+        run_cli("execute", campaign, "--yes", env=env, check=0)
+        sb.script("search_orders", [{"data": {"orders": [], "next_page_token": "more"}}] * MAX_PAGES)
+        cut = run_cli("sync", env={**env, "COLUMNS": "200"}, check=0)
+        with Ledger.open(ledger, readonly=True) as led:
+            assert led.sync_value("testbrand", "orders_read_at") is None  # the cursor did not move
+        again = json_out(run_cli("sync", "--json", env=env, check=0))["brands"][0]
+    assert f"testbrand: more orders than one sync reads ({MAX_PAGES} pages)" in " ".join(cut.stdout.split())
+    # so the next sync reads the window again (the sandbox's own answer, complete this time)
+    assert again["orders_cut_off"] is False and again["order_pages"] >= 1
+    with Ledger.open(ledger, readonly=True) as led:
+        assert led.sync_value("testbrand", "orders_read_at")

@@ -51,7 +51,7 @@ from trendio_cli.quota import QuotaDay
 Pair = tuple[str, str]
 SYNC_ENDPOINTS = (SEARCH_COLLABORATIONS.name, GET_COLLABORATION.name, SEARCH_ORDERS.name)
 EXIT_INTERRUPTED = 130
-MAX_NAME_SEARCH_PAGES = 5  # a name is unique: more than one page means the platform matches loosely
+MAX_NAME_SEARCH_PAGES = 5  # of 100: a name is unique, so more than one page means the match is loose
 # Answers that mean the campaign itself is wrong: it stops at the first one (exit 2), naming what.
 STOPS_CAMPAIGN = (Outcome.PRODUCT, Outcome.SENSITIVE, Outcome.INVALID)
 RETRY_AFTER_CAP_S = 60.0  # no Retry-After is waited longer than this
@@ -403,18 +403,17 @@ class Executor:
         name = collaboration_name(campaign_id, key)
         ids: list[str] = []
         for status in ("VALID", "COMPLETED"):  # a collaboration that has ended since is COMPLETED
-            token: str | None = None
-            for _ in range(MAX_NAME_SEARCH_PAGES):
-                answer = await self.read(self.client.prepare_search_collaborations(
-                    status=status, name=name, page_size=20, page_token=token), purpose="reconcile", batch_key=key)
-                if answer is None:
+            # the name match is documented as fuzzy (KEY.1 also finds KEY.10, KEY.11, ...); where it finds more
+            # than can be read, the request's first creator, who is in whatever it created, narrows it down
+            for creator in (None, *creators[:1]):
+                named = await self._named(name, status, creator, key)
+                if named is None:
                     return None
-                # the platform's keyword match may be loose: only the exact name is this request's
-                ids += [str(c["id"]) for c in collaborations_in(answer.data)
-                        if str(c.get("name", "")) == name and c.get("id") not in (None, "")]
-                token = answer.data.get("next_page_token") or None
-                if not token:
+                ids, complete = named
+                if ids or complete:
                     break
+            else:
+                return None  # more matches than the pages read: not seeing the name is no proof of nothing
             if ids:
                 break
         found: dict[Pair, str] = {}
@@ -424,6 +423,25 @@ class Executor:
                 return None
             found.update({pair: cid for pair in pairs if pair[0] in creators and pair[1] in products})
         return found
+
+    async def _named(self, name: str, status: str, creator: str | None,
+                     key: str) -> tuple[list[str], bool] | None:
+        """The ids of the collaborations in a status with exactly this name (of one creator, when given), and
+        whether every match was read; None if the platform cannot tell now."""
+        ids: list[str] = []
+        token: str | None = None
+        for _ in range(MAX_NAME_SEARCH_PAGES):
+            answer = await self.read(self.client.prepare_search_collaborations(
+                status=status, name=name, creator_open_id=creator, page_size=100, page_token=token),
+                purpose="reconcile", batch_key=key)
+            if answer is None:
+                return None
+            ids += [str(c["id"]) for c in collaborations_in(answer.data)
+                    if str(c.get("name", "")) == name and c.get("id") not in (None, "")]
+            token = answer.data.get("next_page_token") or None
+            if not token:
+                return ids, True
+        return ids, False
 
     async def collaboration_pairs(self, collaboration_id: str, key: str | None = None) -> set[Pair] | None:
         """The (creator open id, product) pairs of one collaboration, from its detail; None if unreadable."""

@@ -1080,28 +1080,44 @@ class Ledger:
 
     def apply_detail(self, brand: str, collaboration_id: str, creators: Iterable[tuple[str, int, int]],
                      when_iso: str) -> dict[str, int]:
-        """A collaboration's detail: (creator open id, products in their showcase, products with content). Sent
-        invitations of a creator with a showcase become showcased, and with content, content (with the time
-        the change was seen). Returns the moves by new state."""
+        """A collaboration's detail: (creator open id, products in their showcase, products with content), with
+        the time the change was seen. The counts say how many of the creator's products, not which: that many of
+        their invitations move up, those with an order first (a sale proves the product is promoted), then by
+        product id, and none moves back. Returns the moves by new state."""
         changed: dict[str, int] = {}
         now = utcnow()
+        where = "brand = ? AND collaboration_id = ? AND creator_id = ?"
         with self.transaction() as c:
             for creator, showcased, content in creators:
-                if showcased > 0 or content > 0:
-                    n = c.execute(
-                        "UPDATE invitations SET state = 'showcased', showcased_at = ?, answered_at = ?, "
-                        "updated_at = ? WHERE brand = ? AND collaboration_id = ? AND creator_id = ? "
-                        "AND state IN ('sent', 'expired')",
-                        (when_iso, when_iso, now, brand, collaboration_id, creator)).rowcount
-                    if n:
-                        changed[SHOWCASED] = changed.get(SHOWCASED, 0) + n
-                if content > 0:
-                    n = c.execute(
-                        "UPDATE invitations SET state = 'content', content_at = ?, updated_at = ? WHERE brand = ? "
-                        "AND collaboration_id = ? AND creator_id = ? AND state = 'showcased'",
-                        (when_iso, now, brand, collaboration_id, creator)).rowcount
-                    if n:
-                        changed[CONTENT] = changed.get(CONTENT, 0) + n
+                if showcased <= 0 and content <= 0:
+                    continue
+                key = (brand, collaboration_id, creator)
+                held = dict(c.execute(f"SELECT product_id, state FROM invitations WHERE {where} AND state IN "
+                                      "('sent', 'expired', 'showcased', 'content')", key).fetchall())
+                if not held:
+                    continue
+                sold = {p for (p,) in c.execute(f"SELECT DISTINCT product_id FROM orders WHERE {where}", key)}
+                first = sorted(held, key=lambda p: (p not in sold, p))
+                waiting = [p for p in first if held[p] in ("sent", "expired")]
+                up_content = (min(content, len(held)) - sum(s == "content" for s in held.values()))
+                to_content = [p for p in first if held[p] == "showcased"] + waiting
+                to_content = to_content[:max(0, up_content)]
+                up_showcase = min(max(showcased, content), len(held)) - sum(
+                    s in ("showcased", "content") for s in held.values())
+                to_showcase = [p for p in waiting if p in to_content]
+                to_showcase += [p for p in waiting if p not in to_content][:max(0, up_showcase - len(to_showcase))]
+                if to_showcase:
+                    c.executemany(
+                        "UPDATE invitations SET state = 'showcased', showcased_at = ?, answered_at = ?, updated_at = ? "
+                        f"WHERE {where} AND product_id = ? AND state IN ('sent', 'expired')",
+                        [(when_iso, when_iso, now, *key, p) for p in to_showcase])
+                    changed[SHOWCASED] = changed.get(SHOWCASED, 0) + len(to_showcase)
+                if to_content:
+                    c.executemany(
+                        "UPDATE invitations SET state = 'content', content_at = ?, updated_at = ? "
+                        f"WHERE {where} AND product_id = ? AND state = 'showcased'",
+                        [(when_iso, now, *key, p) for p in to_content])
+                    changed[CONTENT] = changed.get(CONTENT, 0) + len(to_content)
             c.execute("UPDATE collaborations SET detail_at = ? WHERE brand = ? AND id = ?",
                       (now, brand, collaboration_id))
         return changed

@@ -293,6 +293,9 @@ def sync_view(result: dict[str, Any], console: Console = stdout) -> None:
               b["flagged_unresponsive"])
     show(t, console, empty="no brand in the ledger")
     for b in result["brands"]:
+        if b.get("orders_cut_off"):
+            line(console, clean(b["brand"]), Text(": more orders than one sync reads", "yellow"),
+                 f" ({b['order_pages']} pages); what was read is kept and the next sync reads the same window again")
         for e in b["errors"]:
             line(console, clean(b["brand"]), ": stopped: ", clean(e.get("message")))
 

@@ -101,7 +101,7 @@ async def _sync_brand(brand: str, campaign_id: str | None, ledger_path: str, url
         stop = ex.stop
         exit_code = stop.exit_code if stop else (1 if ex.errors and not follow.pages else 0)
         counts = {"requests": ex.counts.requests, "pages": follow.pages, "details": follow.details,
-                  "order_pages": follow.order_pages, "changed": changed,
+                  "order_pages": follow.order_pages, "orders_cut_off": follow.orders_cut_off, "changed": changed,
                   "collaborations_watched": follow.watched, "collaborations_ended": follow.ended,
                   "orders_new": follow.orders_new, "orders_updated": follow.orders_updated,
                   "gmv_new": round(follow.gmv_new, 2), "flagged_unresponsive": len(flagged),
@@ -129,11 +129,13 @@ class Follow:
         self.orders_new = self.orders_updated = 0
         self.gmv_new = 0.0
         self.any_change = False
+        self.orders_cut_off = False
 
     async def collaborations(self, watched: dict[str, dict[str, Any]]) -> None:
         self.watched = len(watched)
         seen: dict[str, tuple[str, dict[str, Any]]] = {}
-        for status in ("VALID", "COMPLETED"):  # what is no longer live has ended (or is being cancelled)
+        # live, then being cancelled by the seller (still live until it ends), then ended
+        for status in ("VALID", "CANCELING", "COMPLETED"):
             if not set(watched) - set(seen):
                 break
             token: str | None = None
@@ -229,15 +231,33 @@ class Follow:
         before = self.ledger.orders_gmv(self.brand)
         self.orders_new, self.orders_updated = self.ledger.upsert_orders(self.brand, rows)
         self.gmv_new = self.ledger.orders_gmv(self.brand) - before
+        if token:
+            # more orders than one sync reads: what was read is kept, the cursor stays, and the next sync reads
+            # the window again rather than skip what this one did not reach
+            self.orders_cut_off = True
+            return
         self.ledger.set_sync_value(self.brand, "orders_read_at", iso(now_ts))
 
 
 def _int(value: Any) -> int:
+    """A count (0 when absent or absurd)."""
     try:
         n = int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return 0
     return n if 0 <= n < 10**9 else 0
+
+
+def _unix_time(value: Any) -> int | None:
+    """A Unix time in seconds as the platform documents them; one in milliseconds is read as such (the
+    platform's spelling has varied between APIs). None when absent or outside 1970-2514."""
+    try:
+        n = int(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if n > 10**11:
+        n //= 1000
+    return n if 0 < n < 2**34 else None
 
 
 def _amount(value: Any) -> float:
@@ -256,8 +276,8 @@ def _counts(item: dict[str, Any]) -> dict[str, Any]:
             # the search spells it creator_inivited_count, the detail creator_invited_count
             "invited": _int(item.get("creator_inivited_count", item.get("creator_invited_count"))),
             "showcased": _int(item.get("showcase_creator_count")), "content": _int(item.get("content_creator_count")),
-            "products": _int(item.get("product_count")), "start_time": _int(item.get("start_time")) or None,
-            "end_time": _int(item.get("end_time")) or None, "update_time": _int(item.get("update_time")) or None}
+            "products": _int(item.get("product_count")), "start_time": _unix_time(item.get("start_time")),
+            "end_time": _unix_time(item.get("end_time")), "update_time": _unix_time(item.get("update_time"))}
 
 
 def order_rows(order: dict[str, Any], by_username: dict[str, str]) -> list[dict[str, Any]]:
@@ -266,7 +286,7 @@ def order_rows(order: dict[str, Any], by_username: dict[str, str]) -> list[dict[
     oid = str(order.get("id") or order.get("order_id") or "")
     if not oid:
         return []
-    created = _int(order.get("create_time"))
+    created = _unix_time(order.get("create_time"))
     out = []
     for i, sku in enumerate(order.get("skus") or []):
         if not isinstance(sku, dict):
