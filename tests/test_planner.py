@@ -129,6 +129,28 @@ def test_the_weeks_outreach_is_spread_over_its_active_days():
     assert make_plan(new_seller, creators(10), state(), monday).outreach["limit"] == 1000
 
 
+def test_the_platforms_outreach_figures_replace_the_seller_tier_guess_unless_set_on_purpose():
+    from trendio_cli.quota import OutreachWeek
+
+    monday = datetime(2026, 11, 23, 15, 0, tzinfo=timezone.utc)
+    weekdays = {"timezone": "UTC", "days": ["mon", "tue", "wed", "thu", "fri"], "daily_target": 100_000}
+    every = [{"name": "all", "min_followers": 0}]
+    guessed = campaign(limits={"seller_tier": "new", "weekly_outreach": 0}, tiers=every, schedule=weekdays)
+    chosen = campaign(limits={"seller_tier": "new", "weekly_outreach": 500}, tiers=every, schedule=weekdays)
+    week = OutreachWeek.at(monday, guessed.limits)
+    span = {"start_time": str(int(week.starts_at.timestamp())), "end_time": str(int(week.resets_at.timestamp()))}
+    counted = state(platform_outreach=("2026-11-23T14:00:00Z", {"unlimited": False, "quota_sum": "10000",
+                                                                  "quota_use": "0", **span}))
+    unlimited = state(platform_outreach=("2026-11-23T14:00:00Z", {"unlimited": True, **span}))
+    pool = creators(3000)
+    assert make_plan(guessed, pool, state(), monday).pairs == 3 * 200  # the guess: 1,000 over Mon..Fri
+    plan = make_plan(guessed, pool, counted, monday)
+    assert plan.pairs == 3 * 2000 and plan.outreach["limit"] == 10_000  # the platform's 10,000 over Mon..Fri
+    assert make_plan(chosen, pool, counted, monday).pairs == 3 * 100  # weekly_outreach set on purpose still caps
+    free = make_plan(guessed, pool, unlimited, monday)
+    assert free.pairs == 3 * 3000 and free.outreach["limit"] is None and free.outreach["week_ahead"] == []
+
+
 def test_ended_campaign_is_bad_input():
     import pytest
 

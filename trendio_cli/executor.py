@@ -46,11 +46,14 @@ from trendio_cli.ledger import (
     parse_iso,
 )
 from trendio_cli.planner import Batch, collaboration_name, create_fields
-from trendio_cli.quota import QuotaDay
+from trendio_cli.quota import OutreachWeek, QuotaDay
 
 Pair = tuple[str, str]
 SYNC_ENDPOINTS = (SEARCH_COLLABORATIONS.name, GET_COLLABORATION.name, SEARCH_ORDERS.name)
 EXIT_INTERRUPTED = 130
+# refusals that depend on the shop's weekly standing (16024021: above the follower count its GMV tier may
+# reach) or on the seller's own choice (16024018: blocked, which the seller can undo), not on the creator
+FOR_THE_WEEK = frozenset({16024021, 16024018})
 MAX_NAME_SEARCH_PAGES = 5  # of 100: a name is unique, so more than one page means the match is loose
 # Answers that mean the campaign itself is wrong: it stops at the first one (exit 2), naming what.
 STOPS_CAMPAIGN = (Outcome.PRODUCT, Outcome.SENSITIVE, Outcome.INVALID)
@@ -108,7 +111,7 @@ class Counts:
     split_requests: int = 0  # create requests spent finding creators refused without being named
     conflict_checks: int = 0  # reads that reconcile (name searches, details, conflicts checks)
     eligibility_checks: int = 0
-    unreachable: int = 0  # creators the eligibility check left out
+    unreachable: int = 0  # creators left out until the outreach week ends (the eligibility check, 16024021/18)
     token_refreshes: int = 0
     retries: int = 0
     rate_limited: int = 0
@@ -202,7 +205,7 @@ class Executor:
         if outcome is Outcome.AUTH and answer.code in (36009004, 101000) and self._use_environment_tokens():
             # a refreshed pair from the token store that the platform no longer takes: once, the environment's
             return await self.call(prepared, purpose=purpose, batch_key=batch_key, attempt=attempt + 1)
-        if endpoint.probe and (outcome in (Outcome.OK, Outcome.UNSUPPORTED) or _lacks_scope(answer)):
+        if endpoint.probe and (outcome in (Outcome.OK, Outcome.UNSUPPORTED) or _not_offered(answer)):
             self.capabilities[endpoint.name] = outcome is Outcome.OK
         elif outcome is Outcome.UNSUPPORTED:
             self.halt(Stop("unsupported", f"the platform refused {endpoint.method} {endpoint.path}: "
@@ -320,7 +323,7 @@ class Executor:
         elif answer.outcome is Outcome.DAILY_QUOTA:
             self.halt(Stop("daily_quota", f"the platform reports the daily request quota spent ({answer.code})",
                            EXIT_QUOTA, hint=f"the quota day resets at {day.resets_at.isoformat()}"))
-        elif answer.outcome is Outcome.AUTH and not (prepared.endpoint.probe and _lacks_scope(answer)):
+        elif answer.outcome is Outcome.AUTH and not (prepared.endpoint.probe and _not_offered(answer)):
             self.halt(Stop("auth", f"credentials rejected after one request: {answer.describe()}", EXIT_REFUSED,
                            hint=answer.hint))
         self._progress()
@@ -637,10 +640,10 @@ class Executor:
         attempt = 0
         held = False  # the request's pairs are pending under its key (an attempt left)
         dropped = [p for p in request.products if p in self.unavailable_products]
-        if dropped:  # found unavailable earlier in this run: not offered again
+        if dropped:  # found unavailable earlier in this run: not offered again in it, left for a later run
             gone = [pair for pair in request.pairs if pair[1] in dropped]
-            self.ledger.mark(self.brand, gone, FAILED, code=50001702, message="product unavailable on the platform")
-            self.counts.failed += len(gone)
+            self.ledger.unclaim(self.brand, gone)  # a follow-up's pairs were claimed by the batch's first request
+            self.counts.unsent += len(gone)
             request.products = [p for p in request.products if p not in dropped]
             if not request.products:
                 return
@@ -761,8 +764,9 @@ class Executor:
 
     def _after_ineligible(self, work: _BatchWork, request: _Request, queue: deque[_Request],
                           answer: ApiAnswer) -> None:
-        """Nothing was created. Creators the answer names are ineligible (flagged, never planned again) and
-        the rest go again; when it names none, the request is split until each refusal has one creator.
+        """Nothing was created. Creators the answer names are ineligible (flagged, never planned again; for
+        FOR_THE_WEEK codes, left out until the outreach week ends) and the rest go again; when it names none,
+        the request is split until each refusal has one creator.
         50001702 ("an unavailable creator or product") may be a product's doing: a product it names, or one
         that a split finds refused with every creator alone, is left out for the rest of the run."""
         unavailable = answer.code == 50001702
@@ -783,27 +787,42 @@ class Executor:
                 work.lone_refusals[product] = work.lone_refusals.get(product, 0) + 1
                 if work.lone_refusals[product] >= 3:
                     self._drop_products(work, request, queue, {product}, answer)
-                else:
-                    self._fail(request.pairs, answer, "refused as unavailable: the creator or the product")
+                else:  # neither is blamed: the pair waits for a later run
+                    self._release(request)
+                    self._error(request.pairs, answer, "refused as unavailable: the creator or the product; "
+                                                       "left for a later run")
                 return
             named = set(request.creators)
         if not named:
             self._split(work, request, queue, answer)
             return
         bad = [(c, p) for c, p in request.pairs if c in named]
-        self.ledger.mark(self.brand, bad, INELIGIBLE, code=answer.code, message=answer.message, defer=True)
-        self.ledger.flag_creators(self.brand, sorted(named), "ineligible", f"{answer.code}: {answer.message}")
-        self.counts.ineligible += len(bad)
+        reason = f"{answer.code}: {answer.message}"
+        if answer.code in FOR_THE_WEEK:
+            # the shop's own standing, not the creator's: left out until the outreach week ends, as the
+            # eligibility check's answer would have, and their pairs wait for then
+            week = OutreachWeek.at(datetime.now(timezone.utc), self.campaign.limits)
+            self.ledger.unclaim(self.brand, bad)
+            self.ledger.flag_creators(self.brand, sorted(named), "unreachable", reason, iso(week.resets_at.timestamp()))
+            self.counts.unsent += len(bad)
+            self.counts.unreachable += len(named)
+        else:
+            self.ledger.mark(self.brand, bad, INELIGIBLE, code=answer.code, message=answer.message, defer=True)
+            self.ledger.flag_creators(self.brand, sorted(named), "ineligible", reason)
+            self.counts.ineligible += len(bad)
         self.counts.resent += self._follow_up(work, queue, [p for p in request.pairs if p[0] not in named],
                                               request.tier)
 
     def _drop_products(self, work: _BatchWork, request: _Request, queue: deque[_Request], products: set[str],
                        answer: ApiAnswer) -> None:
-        """Products the platform will not take (50001702): their pairs fail, now and for the rest of the run."""
+        """Products the platform will not take now (50001702, "remove it and try again"): left out for the rest of
+        the run, their pairs back to the plan for a later run (a product may be available again)."""
         self.unavailable_products |= products
-        self._fail([p for p in request.pairs if p[1] in products], answer,
-                   f"product(s) {', '.join(sorted(products))} unavailable on the platform: left out for the rest "
-                   f"of the run")
+        gone = [p for p in request.pairs if p[1] in products]
+        self.ledger.unclaim(self.brand, gone)
+        self.counts.unsent += len(gone)
+        self._error(gone, answer, f"product(s) {', '.join(sorted(products))} unavailable on the platform: left out "
+                                  f"for the rest of the run, their pairs for a later one")
         self.counts.resent += self._follow_up(work, queue, [p for p in request.pairs if p[1] not in products],
                                               request.tier)
 
@@ -970,10 +989,13 @@ class _BatchWork:
         return Batch(request.key, request.tier or b.tier, request.creators, request.products, handles, [], users)
 
 
-def _lacks_scope(answer: ApiAnswer) -> bool:
-    """105005: the app lacks the endpoint's scope. For a 2026 endpoint being probed, that means it is not ours
-    to use (yet), not that the credentials are wrong."""
-    return answer.outcome is Outcome.AUTH and answer.code == 105005
+def _not_offered(answer: ApiAnswer) -> bool:
+    """For a 2026 endpoint being probed, a refusal that means it is not ours to use (yet), not that the
+    credentials are wrong: 105005 (the app lacks its scope), or 36009004 that names the version (the common
+    error table's "Invalid API version")."""
+    if answer.outcome is not Outcome.AUTH:
+        return False
+    return answer.code == 105005 or (answer.code == 36009004 and "version" in (answer.message or "").lower())
 
 
 def collaborations_in(data: dict[str, Any]) -> list[dict[str, Any]]:

@@ -357,13 +357,22 @@ def make_plan(
     quota_day = QuotaDay.at(now, limits.quota_timezone)
     week = OutreachWeek.at(now, limits)
     invite_budget = max(0, limits.daily_requests - limits.reserve_requests - state.requests_used)
+    outreach_limit: int | None = limits.outreach_per_week
     outreach_left = max(0, limits.outreach_per_week - state.outreach_used)
     platform = platform_outreach(state.platform_outreach, now)
+    # The platform's own count, where it gives one, replaces the seller_tier guess; a `weekly_outreach` set
+    # on purpose still caps it
     if platform is not None and platform["left"] is not None:
-        outreach_left = min(outreach_left, platform["left"])  # the platform's own count, where it gives one
+        outreach_left = min(outreach_left, platform["left"]) if limits.weekly_outreach else platform["left"]
+        outreach_limit = limits.outreach_per_week if limits.weekly_outreach else platform["total"]
+    elif platform is not None and platform["unlimited"] and not limits.weekly_outreach:
+        outreach_limit, outreach_left = None, len(candidates)  # no more can be reached than there are
     # Spread the week's outreach over the active days left in it: not all spent by Monday, no day starved.
     week_days = active_days_left(campaign, today, week)
-    outreach_today = math.ceil(outreach_left / len(week_days)) if week_days and active_today else 0
+    if outreach_limit is None:
+        outreach_today = outreach_left if active_today else 0
+    else:
+        outreach_today = math.ceil(outreach_left / len(week_days)) if week_days and active_today else 0
     claimed_total = sum(state.claimed_today.values())
     target_left = max(0, campaign.schedule.daily_target - claimed_total) if active_today else 0
     tier_left = {
@@ -447,9 +456,9 @@ def make_plan(
             "resets_at": quota_day.resets_at.isoformat(),
         },
         outreach={
-            "limit": limits.outreach_per_week, "used": state.outreach_used, "new_creators": new_creators,
+            "limit": outreach_limit, "used": state.outreach_used, "new_creators": new_creators,
             "after": state.outreach_used + new_creators, "resets_at": week.resets_at.isoformat(),
-            "week_ahead": _week_ahead(week_days, outreach_left + new_creators, today),
+            "week_ahead": [] if outreach_limit is None else _week_ahead(week_days, outreach_left + new_creators, today),
             "platform": platform,
         },
         outlook=outlook,

@@ -161,7 +161,8 @@ def plan_view(plan: dict[str, Any], console: Console = stdout) -> None:
     cost.add(f"quota {q['day']}: used before", f"{q['used']} / {q['limit']}")
     cost.add("quota: used after", f"{q['after']} / {q['limit']}")
     o = plan["outreach"]
-    cost.add("outreach this week: before -> after", f"{o['used']} -> {o['after']} / {o['limit']}")
+    cost.add("outreach this week: before -> after",
+             f"{o['used']} -> {o['after']} / {'unlimited' if o['limit'] is None else o['limit']}")
     show(cost, console)
     platform = o.get("platform")
     if platform:
