@@ -19,12 +19,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.request import pathname2url
 
-import sqlite_utils
-
 from trendio_cli.errors import LedgerError, LedgerNotFound, Refused
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 # Invitation states (product.md): planned -> pending -> sent | conflict | failed | ineligible; then, from sync,
 # showcased (the creator added the products to their showcase: the platform's "accept") -> content (posted
@@ -463,7 +464,6 @@ class Ledger:
     def __init__(self, conn: Any, path: str, readonly: bool) -> None:
         self.conn = conn
         self.pg = isinstance(conn, _PgConnection)
-        self.db = None if self.pg else sqlite_utils.Database(conn)
         self.path = path
         self.readonly = readonly
         self.created = False  # this open made a new ledger file
@@ -619,12 +619,16 @@ class Ledger:
         return int(self.conn.execute("SELECT COUNT(*) FROM _migrations").fetchone()[0])
 
     def _migrate(self) -> None:
+        # imported here: only a migration needs sqlite-utils, and most opens find the ledger up to date
+        import sqlite_utils
+
         with self.transaction() as c:
             if self.pg:
                 self._serialize(c, "migrations")
                 c.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
             else:
-                self.db["_migrations"].create({"name": str, "applied_at": str}, pk="name", if_not_exists=True)
+                db = sqlite_utils.Database(self.conn)
+                db["_migrations"].create({"name": str, "applied_at": str}, pk="name", if_not_exists=True)
             done = {r[0] for r in c.execute("SELECT name FROM _migrations")}
             for name, fn in MIGRATIONS:
                 if name not in done:
@@ -632,7 +636,7 @@ class Ledger:
                         for statement in PG_MIGRATIONS[name]:
                             c.execute(statement)
                     else:
-                        fn(self.db)
+                        fn(db)
                     c.execute("INSERT INTO _migrations (name, applied_at) VALUES (?, ?)", (name, utcnow()))
 
     def _serialize(self, c: Any, key: str) -> None:
