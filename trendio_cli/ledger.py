@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.request import pathname2url
 
 from trendio_cli.errors import LedgerError, LedgerNotFound, Refused
 
@@ -513,7 +512,7 @@ class Ledger:
                     return ledger
                 if p.is_dir():
                     raise LedgerError(f"{p}: is a directory, not a ledger file")
-                conn = sqlite3.connect(f"file:{pathname2url(str(p.resolve()))}?mode=ro", uri=True,
+                conn = sqlite3.connect(f"{p.resolve().as_uri()}?mode=ro", uri=True,
                                        isolation_level=None, check_same_thread=False)
             else:
                 if p.is_dir():
