@@ -808,13 +808,14 @@ def report_cmd(
     for: invitations, showcases, content and orders, GMV and commission, per day over the period covered and
     per tier, and the top creators and products by GMV. (API usage is the ops dashboard's.)"""
     from trendio_cli import report, views
-    from trendio_cli.inputs import load_campaign_inputs
     from trendio_cli.ledger import Ledger
     from trendio_cli.output import write_private
 
     campaign_id = campaign
     tier_order: list[str] = []
     if Path(campaign).is_file():
+        from trendio_cli.inputs import load_campaign_inputs
+
         spec = load_campaign_inputs(Path(campaign)).campaign
         campaign_id, brand = spec.campaign, spec.brand
         tier_order = [t.name for t in spec.tiers]

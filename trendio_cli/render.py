@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.cells import cell_len
 from rich.console import Console, Group, RenderableType
@@ -17,10 +17,12 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from trendio_cli.executor import Counts
 from trendio_cli.output import clean, stderr, stdout, text, when
-from trendio_cli.planner import Plan
 from trendio_cli.views import requests_per_second
+
+if TYPE_CHECKING:  # (types only: every command imports this module, and most never plan nor execute)
+    from trendio_cli.executor import Counts
+    from trendio_cli.planner import Plan
 
 # States and statuses in colour (where colour is on): done green, waiting yellow, lost red.
 STATE_STYLES = {

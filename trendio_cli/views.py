@@ -7,19 +7,16 @@ import math
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from trendio_cli.api.answers import Outcome
-from trendio_cli.campaign import Limits
 from trendio_cli.ledger import Ledger, iso
-from trendio_cli.quota import QuotaDay
+
+if TYPE_CHECKING:
+    from trendio_cli.campaign import Limits
 
 TAKEN = ("showcased", "content")
 INVITED = ("sent", "showcased", "content", "expired")
 NOT_SENT = ("conflict", "ineligible", "failed")
-ERROR_OUTCOMES = {o.value for o in Outcome} - {Outcome.OK.value}
-# answers that ask for the request again (what execute counts as retries)
-RETRY_OUTCOMES = (Outcome.RATE_LIMITED.value, Outcome.TRANSIENT.value)
 
 
 def requests_per_second(requests: int, span_s: float) -> float:
@@ -51,6 +48,15 @@ def send_rate(send_times: Sequence[float]) -> dict[str, Any]:
 def ops_snapshot(ledger: Ledger, now: datetime | None = None, minutes: int = 10,
                  limits: Limits | None = None) -> dict[str, Any]:
     """API usage, health and runs: for operators, live."""
+    # imported here, not with the module: the answers (httpx) and the campaign model (pydantic, YAML) are a
+    # fifth of a second's start-up that the merchant dashboard and the report never use
+    from trendio_cli.api.answers import Outcome
+    from trendio_cli.campaign import Limits
+    from trendio_cli.quota import QuotaDay
+
+    error_outcomes = {o.value for o in Outcome} - {Outcome.OK.value}
+    # answers that ask for the request again (what execute counts as retries)
+    retry_outcomes = (Outcome.RATE_LIMITED.value, Outcome.TRANSIENT.value)
     now = now or datetime.now(timezone.utc)
     limits = limits or Limits()
     day = QuotaDay.at(now, limits.quota_timezone)
@@ -63,9 +69,9 @@ def ops_snapshot(ledger: Ledger, now: datetime | None = None, minutes: int = 10,
     for brand, endpoint, outcome, code, n in ledger.calls_since(since_day):
         b = per_brand[brand]
         b["by_endpoint"][endpoint] += n
-        if outcome in RETRY_OUTCOMES:
+        if outcome in retry_outcomes:
             retries += n
-        if outcome in ERROR_OUTCOMES:
+        if outcome in error_outcomes:
             b["errors"] += n
             errors_by_class[outcome] += n
             errors_by_code[str(code) if code is not None else "no code"] += n
