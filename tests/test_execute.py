@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
@@ -17,6 +18,7 @@ import pytest
 
 from helpers import json_out, run_cli, shop_credentials, shop_env, write_campaign
 from trendio_cli.api.credentials import Credentials
+from trendio_cli.executor import FOR_THE_WEEK
 from trendio_cli.ledger import Ledger
 from trendio_cli.sandbox.server import SandboxServer
 from trendio_cli.sandbox.state import SandboxSettings
@@ -55,7 +57,8 @@ def test_five_thousand_creators_by_three_products_at_200ms(tmp_path: Path):
         assert stats["max_requests_in_window"] <= 50
         day = next(iter(stats["quota_used"])).split("/")[1]
         # 250 creates, the outreach figures, and who of the 5,000 can be reached (100 a request)
-        assert result["counts"]["creates"] == 250 and result["counts"]["eligibility_checks"] == 50
+        assert result["counts"]["creates"] == 250 and result["counts"]["eligibility_checks"] == 1 + 50
+        assert result["counts"]["conflict_checks"] == 0  # nothing to read back
         with Ledger.open(ledger, readonly=True) as led:
             assert led.calls_used("testbrand", day) == stats["requests"] == 250 + 1 + 50
         assert sent_pairs(ledger) == sandbox_pairs(sb)
@@ -208,10 +211,13 @@ def test_saved_plans_are_applied_once_and_refused_when_stale(tmp_path: Path):
         env = env_for(sb, ledger)
         run_cli("plan", campaign, "--out", tmp_path / "p1.json", env=env, check=0)
         assert not ledger.exists()  # planning writes nothing
+        assert run_cli("dry-run", tmp_path / "p1.json", env=env).returncode == 0 and not ledger.exists()
         first = json_out(run_cli("execute", tmp_path / "p1.json", "--yes", "--json", env=env, check=0))
         assert first["counts"]["sent"] == 150
         again = run_cli("execute", tmp_path / "p1.json", "--yes", "--json", env=env)
         assert again.returncode == 5 and "already applied" in json_out(again)["errors"][0]["message"]
+        dry = run_cli("dry-run", tmp_path / "p1.json", env=env)  # says what execute would: refused
+        assert dry.returncode == 5 and "already applied" in dry.stderr
         run_cli("plan", campaign, "--out", tmp_path / "p2.json", "--date", "2030-01-02", env=env, check=0)
         ledger_bytes = ledger.read_bytes()
         with Ledger.open(ledger) as led:
@@ -219,6 +225,14 @@ def test_saved_plans_are_applied_once_and_refused_when_stale(tmp_path: Path):
         stale = run_cli("execute", tmp_path / "p2.json", "--yes", env=env)
         assert stale.returncode == 5 and "stale" in stale.stderr
         assert ledger_bytes != ledger.read_bytes()
+        # a plan for another day, on an unchanged ledger: its target and caps are that day's
+        from datetime import datetime, timedelta, timezone
+
+        tomorrow = (datetime.now(timezone.utc) + timedelta(days=1)).date().isoformat()
+        run_cli("plan", campaign, "--out", tmp_path / "p3.json", "--date", tomorrow, env=env, check=0)
+        other_day = run_cli("execute", tmp_path / "p3.json", "--yes", env=env)
+        assert other_day.returncode == 5 and f"was made for {tomorrow}" in " ".join(other_day.stderr.split())
+        assert run_cli("dry-run", tmp_path / "p3.json", env=env).returncode == 5
         assert sb.stats()["invited_pairs"] == 150
 
 
@@ -277,14 +291,19 @@ def test_ineligible_creators_are_recorded_and_the_rest_sent(tmp_path: Path, mode
         result = json_out(run_cli("execute", campaign, "--yes", "--json", env=env_for(sb, ledger), check=0))
         ineligible = {c for c, in ledger_rows(ledger, "SELECT DISTINCT creator_id FROM invitations "
                                                      "WHERE state = 'ineligible'")}
-        everyone = {c for c, in ledger_rows(ledger, "SELECT DISTINCT creator_id FROM invitations")}
-        expected = {c for c in everyone
-                    if httpx.get(f"{sb.url}/_sandbox/creators/{c}", timeout=10).json()["ineligible_code"]}
+        with open(tmp_path / "creators.csv", newline="") as fh:
+            everyone = {row["creator_id"] for row in csv.DictReader(fh)}
+        codes = {c: httpx.get(f"{sb.url}/_sandbox/creators/{c}", timeout=10).json()["ineligible_code"]
+                 for c in everyone}
+        refused = {c for c, code in codes.items() if code}
+        # the shop's weekly standing (follower limit) or the seller's block: left out for the week, not for good
+        for_the_week = {c for c in refused if codes[c] in FOR_THE_WEEK}
+        expected = refused - for_the_week
         assert ineligible == expected and expected
-        assert result["counts"]["sent"] == 3 * (200 - len(expected))
+        assert result["counts"]["sent"] == 3 * (200 - len(refused))
         assert sent_pairs(ledger) == sandbox_pairs(sb)
-        flagged = {c for c, in ledger_rows(ledger, "SELECT creator_id FROM creators WHERE flag = 'ineligible'")}
-        assert flagged == expected
+        flags = dict(ledger_rows(ledger, "SELECT creator_id, flag FROM creators WHERE flag IS NOT NULL"))
+        assert flags == {**{c: "ineligible" for c in expected}, **{c: "unreachable" for c in for_the_week}}
 
 
 def test_rejected_credentials_stop_with_exit_5_and_lose_nothing(tmp_path: Path):

@@ -99,8 +99,14 @@ def test_inactive_day_plans_nothing_and_says_when_the_rest_goes():
 def test_request_quota_and_reserve_are_never_spent():
     c = campaign(limits={"daily_requests": 10, "reserve_requests": 4}, tiers=[{"name": "all", "min_followers": 0}])
     plan = make_plan(c, creators(1000), state(requests_used=3), NOW)
-    assert plan.requests["creates"] == 3  # 10 - 4 reserved - 3 used
-    assert plan.skipped["deferred: daily request quota"] == 1000 - 150
+    # 10 - 4 reserved - 3 used = 3: one create, and the two reads before it (who it reaches, outreach figures)
+    assert plan.requests["creates"] == 1 and plan.requests["total"] == 3
+    assert plan.skipped["deferred: daily request quota"] == 1000 - 50
+    # creators checked this week need no eligibility read: two creates and the outreach figures
+    checked = make_plan(c, creators(1000), state(requests_used=3, checked={str(1000 + i) for i in range(1000)}), NOW)
+    assert checked.requests["creates"] == 2 and checked.requests["total"] == 3
+    # an interrupted run's create to read back (two reads) leaves one request: not enough for a create and its reads
+    assert make_plan(c, creators(1000), state(requests_used=3, pending=5, pending_requests=1), NOW).pairs == 0
 
 
 def test_weekly_outreach_counts_only_new_creators():
@@ -114,6 +120,18 @@ def test_weekly_outreach_counts_only_new_creators():
     ahead = plan.outreach["week_ahead"]
     assert [d["date"] for d in ahead] == ["2026-11-25", "2026-11-26", "2026-11-27", "2026-11-28", "2026-11-29"]
     assert sum(d["outreach"] for d in ahead) == 3
+
+
+def test_runs_later_in_the_day_share_the_days_outreach_rather_than_take_a_new_share_each():
+    c = campaign(limits={"weekly_outreach": 10}, tiers=[{"name": "all", "min_followers": 0}])
+    # Wednesday: 10 over Wed..Sun is 2 today; an earlier run took both
+    taken = make_plan(c, creators(30), state(outreach_used=2, outreach_used_today=2), NOW)
+    assert taken.pairs == 0 and taken.skipped == {"deferred: outreach: today's share of the week spent": 30}
+    # one taken today: one more; none today but 2 earlier this week: 8 over 5 days, 2 today
+    assert len({c for b in make_plan(c, creators(30), state(outreach_used=1, outreach_used_today=1), NOW).batches
+                for c in b.creator_ids}) == 1
+    assert len({c for b in make_plan(c, creators(30), state(outreach_used=2), NOW).batches
+                for c in b.creator_ids}) == 2
 
 
 def test_the_weeks_outreach_is_spread_over_its_active_days():

@@ -110,7 +110,7 @@ class Counts:
     resent: int = 0  # create requests that sent a batch's rest again (after conflicts or ineligible creators)
     split_requests: int = 0  # create requests spent finding creators refused without being named
     conflict_checks: int = 0  # reads that reconcile (name searches, details, conflicts checks)
-    eligibility_checks: int = 0
+    eligibility_checks: int = 0  # reads before inviting (who can be reached, the outreach figures), as plan counts
     unreachable: int = 0  # creators left out until the outreach week ends (the eligibility check, 16024021/18)
     token_refreshes: int = 0
     retries: int = 0
@@ -308,8 +308,10 @@ class Executor:
             self.counts.creates += 1
         elif purpose == "sync":
             self.counts.syncs += 1
-        else:
+        elif purpose == "reconcile":
             self.counts.conflict_checks += 1
+        elif prepared.endpoint in (CHECK_ELIGIBILITY, OUTREACH_QUOTA):  # the reads before inviting
+            self.counts.eligibility_checks += 1
         # written with the next transaction (the pairs' outcome, usually): the quota is already counted
         self.ledger.record_call(ticket.call_id, outcome=answer.outcome.value, http_status=answer.http_status,
                                 code=answer.code, latency_ms=answer.latency_ms, request_id=answer.request_id,
@@ -539,7 +541,6 @@ class Executor:
             answer = await self.read(self.client.prepare_check_eligibility(chunk), purpose="invite")
             if answer is None:
                 break  # the rest go unchecked: the create answers will tell
-            self.counts.eligibility_checks += 1
             results = answer.data.get("creator_eligibility_results") or []
             seen: set[str] = set()
             for r in results if isinstance(results, list) else []:

@@ -63,12 +63,14 @@ class LedgerState:
     requests_used: int  # on the brand's current quota day
     outreach_used: int  # this outreach week
     fingerprint: str
+    outreach_used_today: int = 0  # of the week's, today (the campaign's day): earlier runs' part of today's share
     pending: int = 0  # pairs left pending by a dead run (reconciled before sending)
     pending_requests: int = 0  # the create requests those pairs were claimed by (each read back by its name)
     checked: set[str] = field(default_factory=set)  # creators whose reach the platform reported this week
     model: OutcomeModel = field(default_factory=OutcomeModel)  # learned from the brand's outcomes
     plain_ids: set[str] = field(default_factory=set)  # creators an earlier version named by their plain id
     platform_outreach: tuple[str, dict[str, Any]] | None = None  # (read at, the outreach quota endpoint's data)
+    outreach_to_read: bool = True  # the run reads the outreach figures before its creates (not yet done)
 
     @classmethod
     @bulk  # (the invited pairs of a big ledger: a million tuples)
@@ -76,17 +78,19 @@ class LedgerState:
         """What planning `creators` for the campaign needs from the ledger, as of `now`."""
         brand = campaign.brand
         since, until = local_day_bounds(now, campaign.schedule.timezone)
+        week = OutreachWeek.at(now, campaign.limits)
         pending = ledger.pending(brand)
         return cls(
             invited=ledger.invited_pairs(brand),
             flagged=ledger.flagged_creators(brand, iso(now.timestamp())),
             claimed_today=ledger.claimed_since(brand, campaign.campaign, since, until),
             requests_used=ledger.calls_used(brand, QuotaDay.at(now, campaign.limits.quota_timezone).day),
-            outreach_used=ledger.outreach_used(brand, OutreachWeek.at(now, campaign.limits).since_iso),
+            outreach_used=ledger.outreach_used(brand, week.since_iso),
+            outreach_used_today=ledger.outreach_used(brand, max(since, week.since_iso)),
             fingerprint=ledger.fingerprint(brand),
             pending=len(pending),
             pending_requests=len({(p.campaign, p.batch_key) for p in pending}),
-            checked=ledger.checked_since(brand, OutreachWeek.at(now, campaign.limits).since_iso),
+            checked=ledger.checked_since(brand, week.since_iso),
             model=OutcomeModel.fit((Outcome(*row) for row in ledger.outcomes(brand, now.timestamp(), LEARN_FROM_ROWS)),
                                    window_days=campaign.lifecycle.answer_within_days),
             # (a scan of the brand's rows, needed only to match creators by the legacy id their file gives)
@@ -274,8 +278,7 @@ def _pack(campaign: Campaign, selected: Iterable[tuple[Creator, Tier, tuple[str,
 
 def check_not_ended(campaign: Campaign, now: datetime) -> None:
     """A campaign past its end_date cannot run (the API refuses an end_time in the past)."""
-    today = now.astimezone(ZoneInfo(campaign.schedule.timezone)).date()
-    if campaign.end_date < today:
+    if campaign.end_date < campaign_day(campaign, now):
         raise BadInput(f"campaign {campaign.campaign} ended on {campaign.end_date} (end_date is in the past)",
                        hint="set a later end_date in the campaign file")
 
@@ -291,9 +294,7 @@ def make_plan(
     plan_id: str | None = None,
 ) -> Plan:
     plan_id = plan_id or secrets.token_hex(6)
-    tz = ZoneInfo(campaign.schedule.timezone)
-    local_now = now.astimezone(tz)
-    today = local_now.date()
+    today = campaign_day(campaign, now)
     check_not_ended(campaign, now)
     active_days = set(campaign.schedule.days)
     active_today = WEEKDAYS[today.weekday()] in active_days
@@ -371,8 +372,13 @@ def make_plan(
     week_days = active_days_left(campaign, today, week)
     if outreach_limit is None:
         outreach_today = outreach_left if active_today else 0
+    elif week_days and active_today:
+        # today's share of what was left when the day began, less what today's earlier runs took: a job run every
+        # half hour spreads the week as one run a day would
+        used_today = state.outreach_used_today
+        outreach_today = max(0, math.ceil((outreach_left + used_today) / len(week_days)) - used_today)
     else:
-        outreach_today = math.ceil(outreach_left / len(week_days)) if week_days and active_today else 0
+        outreach_today = 0
     claimed_total = sum(state.claimed_today.values())
     target_left = max(0, campaign.schedule.daily_target - claimed_total) if active_today else 0
     tier_left = {
@@ -407,21 +413,26 @@ def make_plan(
                 outreach_left -= 1
                 outreach_today -= 1
     batches = _pack(campaign, selected, plan_id)
-    if len(batches) > invite_budget:
-        # Lowest-ranked batches wait: the planner never spends the reserve or beyond the day.
-        cut = batches[invite_budget:]
-        deferred["daily request quota"] += sum(len(b.creator_ids) for b in cut)
-        batches = batches[:invite_budget]
+    # reading a request back by its name: a search, then the detail of what it found (or a second search)
+    reconciles = READS_PER_RECONCILIATION * state.pending_requests
+    # Lowest-ranked batches wait: the planner never spends the reserve or beyond the day, and the reads that
+    # come before the creates (reconciliation, who the plan reaches, the outreach figures) are paid from the
+    # same requests
+    kept = min(len(batches), max(0, invite_budget - reconciles))
+    unchecked = [sum(cid not in state.checked for cid in b.creator_ids) for b in batches[:kept]]
+    to_screen = sum(unchecked)  # at most: a creator in two batches is checked once
+    while kept and kept + _screening(to_screen, kept, state.outreach_to_read) > invite_budget - reconciles:
+        kept -= 1
+        to_screen -= unchecked[kept]
+    if kept < len(batches):
+        deferred["daily request quota"] += sum(len(b.creator_ids) for b in batches[kept:])
+        batches = batches[:kept]
 
     chosen = {cid for b in batches for cid in b.creator_ids}
     tiers = _tiers(batches, campaign)
     new_creators = sum(1 for cid in chosen if cid not in invited)
     creates = len(batches)
-    # reading a request back by its name: a search, then the detail of what it found (or a second search)
-    reconciles = READS_PER_RECONCILIATION * state.pending_requests
-    # where the platform offers them: who the plan reaches (100 creators a request), and its outreach figures
-    to_check = len(chosen - state.checked)
-    screening = math.ceil(to_check / MAX_CREATORS_PER_ELIGIBILITY_CHECK) + 1 if creates else 0
+    screening = _screening(len(chosen - state.checked), creates, state.outreach_to_read)
     notes: list[str] = []
     if any(campaign.personal(t) for t in campaign.tiers):
         notes.append("the message names the creator ({handle}): those invitations go out one creator per request; "
@@ -546,6 +557,17 @@ def platform_outreach(snapshot: tuple[str, dict[str, Any]] | None, now: datetime
     return {"read_at": read_at, "unlimited": unlimited, "total": total, "used": used, "used_since_read": since,
             "left": None if unlimited or total is None or used is None else max(0, total - used - since),
             "max_followers": number(data.get("reached_max_follower_cnt")), "bands": bands}
+
+
+def campaign_day(campaign: Campaign, now: datetime) -> date:
+    """The day `now` falls on in the campaign's schedule time zone: what daily targets and caps count."""
+    return now.astimezone(ZoneInfo(campaign.schedule.timezone)).date()
+
+
+def _screening(to_check: int, creates: int, outreach: bool) -> int:
+    """The reads before a plan's creates, where the platform offers them: who it reaches (100 creators a
+    request) and, unless already read this run, the outreach figures (one)."""
+    return math.ceil(to_check / MAX_CREATORS_PER_ELIGIBILITY_CHECK) + outreach if creates else 0
 
 
 def active_days_left(campaign: Campaign, today: date, week: OutreachWeek) -> list[date]:

@@ -264,7 +264,7 @@ def execute_view(result: dict[str, Any], console: Console = stdout) -> None:
     ended = result.get("stop_reason") or result["status"]  # "interrupted", as the run's row says
     t = Rows(f"Run {result['run_id']}: {result['brand']}/{result['campaign']} -> {ended}", ("", "count"))
     for key in ("sent", "conflict", "ineligible", "failed", "unsent", "uncertain", "reconciled_sent",
-                "requests", "creates", "conflict_checks", "retries", "rate_limited"):
+                "requests", "creates", "conflict_checks", "eligibility_checks", "retries", "rate_limited"):
         if c.get(key) or key in ("sent", "requests"):
             t.add(key.replace("_", " "), Text(str(c[key]), style=STATE_STYLES.get(key, "")))
     t.add("duration", f"{result['duration_s']:.1f} s")

@@ -11,9 +11,11 @@ from trendio_cli.admission import RateRule
 from trendio_cli.api.client import ApiClient
 from trendio_cli.api.credentials import check_base_url, credentials_for, is_loopback_url
 from trendio_cli.api.endpoints import CREATE_BY_API, DEFAULT_BASE_URL
+from trendio_cli.commands.execute import check_saved_plan
 from trendio_cli.commands.plan import plan_campaign
 from trendio_cli.errors import ConfigError
 from trendio_cli.inputs import is_plan_file, load_plan
+from trendio_cli.ledger import Ledger
 from trendio_cli.output import shown_url
 from trendio_cli.planner import create_fields
 
@@ -22,6 +24,8 @@ def dry_run(source: Path, ledger_path: str, base_url: str | None, *, include_req
     if is_plan_file(source):
         plan = load_plan(source)
         warnings: list[str] = []
+        with Ledger.open(ledger_path, readonly=True) as ledger:  # (a missing one reads as empty)
+            check_saved_plan(ledger, plan, plan.campaign_model(), datetime.now(timezone.utc))  # as execute would
     else:
         plan, warnings = plan_campaign(source, ledger_path)
     campaign = plan.campaign_model()

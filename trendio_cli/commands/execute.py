@@ -22,7 +22,15 @@ from trendio_cli.executor import EXIT_INTERRUPTED, Counts, ExecuteOptions, Execu
 from trendio_cli.inputs import is_plan_file, load_campaign_inputs, load_plan
 from trendio_cli.ledger import Ledger, LockLost, iso
 from trendio_cli.output import STATUS_BY_EXIT, shown_url
-from trendio_cli.planner import LedgerState, Plan, check_not_ended, end_time, make_plan, without_creators
+from trendio_cli.planner import (
+    LedgerState,
+    Plan,
+    campaign_day,
+    check_not_ended,
+    end_time,
+    make_plan,
+    without_creators,
+)
 from trendio_cli.quota import OutreachWeek, QuotaDay
 from trendio_cli.views import send_rate
 
@@ -188,14 +196,7 @@ async def _execute(source, campaign: Campaign, creators, saved_plan, ledger_path
     heartbeat: asyncio.Task[None] | None = None
     try:
         if saved_plan is not None:
-            applied = ledger.plan_applied(saved_plan.plan_id)
-            if applied is not None:
-                raise Refused(f"plan {saved_plan.plan_id} was already applied by run {applied}",
-                              hint="make a new plan with `trendio plan --out`")
-            current = ledger.fingerprint(brand)
-            if current != saved_plan.fingerprint:
-                raise Refused(f"plan {saved_plan.plan_id} is stale: the ledger changed since it was made "
-                              f"({saved_plan.created_at})", hint="make a new plan with `trendio plan --out`")
+            check_saved_plan(ledger, saved_plan, campaign, plan_now or datetime.now(timezone.utc))
         async with ApiClient(url, creds, max_connections=options.concurrency + 8,
                              create_endpoint=CREATE_BY_API[campaign.api], base_url_source=url_source) as client:
             executor = Executor(ledger, campaign, client, admission, run_id, options,
@@ -291,11 +292,12 @@ async def _reachable_plan(executor: Executor, ledger: Ledger, campaign: Campaign
     """The plan, under the platform's own outreach figures and with the creators the platform says an invitation
     cannot reach left out (where it offers the outreach endpoints): those are flagged, so planning again puts
     the next best in their place."""
-    def replan() -> Plan:  # on the ledger as it now is (outreach figures read, creators flagged)
-        return make_plan(campaign, creators, LedgerState.read(ledger, campaign, creators, now), now,
-                         campaign_file=str(source))
+    def replan(outreach_read: bool = True) -> Plan:  # on the ledger as it now is (figures read, creators flagged)
+        state = LedgerState.read(ledger, campaign, creators, now)
+        state.outreach_to_read = not outreach_read
+        return make_plan(campaign, creators, state, now, campaign_file=str(source))
 
-    plan = replan()
+    plan = replan(outreach_read=False)
     if not plan.batches:
         return plan  # nothing to send: nothing to ask either (a scheduled run with no work is free)
     if await executor.outreach_quota() is not None:  # the platform's own outreach figures, where it gives them
@@ -316,6 +318,23 @@ async def _screen(executor: Executor, campaign: Campaign, plan: Plan, now: datet
     week = OutreachWeek.at(now, campaign.limits)
     return await executor.screen([c for b in plan.batches for c in b.creator_ids], week.since_iso,
                                  iso(week.resets_at.timestamp()))
+
+
+def check_saved_plan(ledger: Ledger, plan: Plan, campaign: Campaign, now: datetime) -> None:
+    """A saved plan is applied once, to the ledger as it was made against, on the day it was made for;
+    Refused (exit 5) otherwise."""
+    again = "make a new plan with `trendio plan --out`"
+    applied = ledger.plan_applied(plan.plan_id)
+    if applied is not None:
+        raise Refused(f"plan {plan.plan_id} was already applied by run {applied}", hint=again)
+    if ledger.fingerprint(campaign.brand) != plan.fingerprint:
+        raise Refused(f"plan {plan.plan_id} is stale: the ledger changed since it was made ({plan.created_at})",
+                      hint=again)
+    today = campaign_day(campaign, now).isoformat()
+    if plan.date != today:
+        # its daily target, tier caps and quotas are counted for that day, not this one
+        raise Refused(f"plan {plan.plan_id} was made for {plan.date}, and today is {today} (the campaign's time "
+                      f"zone, {campaign.schedule.timezone})", hint=f"{again}, or run it on its day")
 
 
 def adopt_open_ids(ledger: Ledger, brand: str, creators: list[Creator]) -> int:
