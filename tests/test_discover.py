@@ -1,6 +1,8 @@
 """trendio creators discover over real HTTP against the sandbox's marketplace: pages with the first answer's
 search_key, writes a creators file validate accepts, extends it without duplicates, stays within its request
-budget and outside the reserve; and the saved-plan flow keeps creator attributes in the ledger too."""
+budget and outside the reserve, stops paging on a repeated page token or on empty pages, and reads the open
+top GMV and units-sold bands as their minimum; and the saved-plan flow keeps creator attributes in the ledger
+too."""
 
 from __future__ import annotations
 
@@ -9,7 +11,10 @@ import json
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from helpers import json_out, run_cli, write_campaign
+from trendio_cli.commands.discover import creator_row
 from trendio_cli.creators import load_creators
 from trendio_cli.sandbox.server import SandboxServer
 from trendio_cli.sandbox.state import SandboxSettings
@@ -74,3 +79,88 @@ def test_the_saved_plan_flow_keeps_creator_attributes_in_the_ledger(tmp_path: Pa
     rows = conn.execute("SELECT followers, gmv_30d, category, engagement_rate, last_active, creator_user_id "
                         "FROM creators").fetchall()
     assert len(rows) == 30 and all(r[0] is not None and r[2] and r[4] and r[5] for r in rows)
+
+
+def marketplace_creator(open_id: str, **fields) -> dict:
+    return {"creator_open_id": open_id, "username": open_id, "follower_count": 20_000, **fields}
+
+
+@pytest.mark.parametrize(("fields", "gmv", "units"), [
+    ({"gmv": {"currency": "USD", "amount": "1232.90"}, "units_sold_range": {"minimum_amount": 100,
+                                                                           "maximum_amount": 1000}}, "1232.90", "550"),
+    # the open top bands: their maximum empty, -1, null, left out, unreadable or below the minimum
+    ({"gmv_range": {"minimum_amount": "10000.00", "maximum_amount": ""},
+      "units_sold_range": {"minimum_amount": 1000, "maximum_amount": -1}}, "10000", "1000"),
+    ({"gmv_range": {"minimum_amount": "10000.00", "maximum_amount": None},
+      "units_sold_range": {"minimum_amount": "1000", "maximum_amount": None}}, "10000", "1000"),
+    ({"gmv_range": {"minimum_amount": 10000}, "units_sold_range": {"minimum_amount": 1000}}, "10000", "1000"),
+    ({"gmv_range": {"minimum_amount": "10000.00", "maximum_amount": "-1"},
+      "units_sold_range": {"minimum_amount": 1000, "maximum_amount": "+"}}, "10000", "1000"),
+    ({"gmv_range": {"minimum_amount": "10000.00", "maximum_amount": "100.00"},
+      "units_sold_range": {"minimum_amount": 1000, "maximum_amount": 10}}, "10000", "1000"),
+    ({"gmv_range": {"minimum_amount": "100.00", "maximum_amount": 1000}}, "550", ""),
+    # `gmv` there but saying nothing: the range is what the creator shares
+    ({"gmv": {"currency": "USD", "amount": ""}, "gmv_range": {"minimum_amount": "10000.00",
+                                                               "maximum_amount": ""}}, "10000", ""),
+    ({"gmv": {"currency": "USD", "amount": None}, "gmv_range": {"minimum_amount": "1.00",
+                                                                 "maximum_amount": "100.34"}}, "50.67", ""),
+    ({"gmv": {"currency": "USD"}, "gmv_range": {"minimum_amount": "1000.00", "maximum_amount": "10000.00"}},
+     "5500", ""),
+    ({"gmv": {"amount": "n/a"}, "gmv_range": {"minimum_amount": "10000.00"}}, "10000", ""),
+    ({"gmv": None, "gmv_range": None, "units_sold_range": {"minimum_amount": None, "maximum_amount": 10}}, "", ""),
+    ({}, "", ""),
+])
+def test_marketplace_ranges_read_open_top_bands_as_their_minimum(fields, gmv, units):
+    row = creator_row(marketplace_creator("c1", **fields))
+    assert (row["gmv_30d"], row["units_sold"]) == (gmv, units)
+
+
+def test_discover_writes_the_open_top_bands_as_the_biggest_creators_over_http(tmp_path: Path):
+    out = tmp_path / "found.csv"
+    top = marketplace_creator("top-seller", gmv={"currency": "USD", "amount": ""},
+                              gmv_range={"currency": "USD", "minimum_amount": "10000.00", "maximum_amount": "",
+                                         "formatted_range": "$10000+"},
+                              units_sold_range={"minimum_amount": 1000, "maximum_amount": -1,
+                                                "formatted_range": "1000+"})
+    small = marketplace_creator("small-seller", gmv_range={"currency": "USD", "minimum_amount": "0.00",
+                                                           "maximum_amount": "100.00"},
+                                units_sold_range={"minimum_amount": 0, "maximum_amount": 10})
+    with SandboxServer(SandboxSettings(ineligible_permille=0)) as sb:
+        sb.script("search_creators", [{"data": {"creators": [top, small], "next_page_token": ""}}])
+        doc = json_out(run_cli("creators", "discover", "--brand", "b", "--out", out, "--limit", "10", "--json",
+                               env=env_for(sb, tmp_path / "l.db"), check=0))
+    assert doc["added"] == 2 and doc["pages"] == 1
+    rows = {r["creator_id"]: r for r in csv.DictReader(out.open())}
+    assert (rows["top-seller"]["gmv_30d"], rows["top-seller"]["units_sold"]) == ("10000", "1000")
+    assert (rows["small-seller"]["gmv_30d"], rows["small-seller"]["units_sold"]) == ("50", "5")
+    by_id = {c.creator_id: c for c in load_creators(out).creators}
+    assert by_id["top-seller"].gmv_30d > by_id["small-seller"].gmv_30d
+
+
+def test_discover_stops_when_the_marketplace_gives_back_a_page_token_already_used(tmp_path: Path):
+    page = [{"data": {"creators": [marketplace_creator(f"c{i}")], "next_page_token": token}}
+            for i, token in enumerate(("p2", "p3", "p2", "p3", "p2", "p3"))]
+    with SandboxServer(SandboxSettings(ineligible_permille=0)) as sb:
+        sb.script("search_creators", page)
+        doc = json_out(run_cli("creators", "discover", "--brand", "b", "--out", tmp_path / "f.csv", "--limit",
+                               "100", "--json", env=env_for(sb, tmp_path / "l.db"), check=0))
+        searches = sb.stats()["by_endpoint"]["search_creators"]
+    # page 1, then p2 and p3; page p3 names p2 again
+    assert doc["exit_code"] == 0 and doc["pages"] == searches == 3 and doc["added"] == 3
+    assert doc["stop_reason"] == "page_token_repeated" and doc["errors"][0]["stop"] == "page_token_repeated"
+
+
+def test_discover_stops_after_three_pages_in_a_row_without_creators(tmp_path: Path):
+    def page(token: str, *ids: str, creators: object = ()) -> dict:
+        return {"data": {"creators": [marketplace_creator(i) for i in ids] or creators, "next_page_token": token}}
+
+    answers = [page("a", "c0"), {"data": {"next_page_token": "b"}}, page("c"), page("d", "c1"),
+               page("e"), page("f", creators=None), page("g"), page("h", "c2")]
+    with SandboxServer(SandboxSettings(ineligible_permille=0)) as sb:
+        sb.script("search_creators", answers)
+        proc = run_cli("creators", "discover", "--brand", "b", "--out", tmp_path / "f.csv", "--limit", "100",
+                       env=env_for(sb, tmp_path / "l.db"), check=0)
+        searches = sb.stats()["by_endpoint"]["search_creators"]
+    # two empty pages, one with a creator, then three empty ones: no eighth request
+    assert proc.returncode == 0 and searches == 7
+    assert "2 creator(s) added" in proc.stdout and "stopped: empty_pages" in proc.stdout

@@ -1,10 +1,12 @@
 """The token store and the refresh (over httpx.MockTransport here; over real HTTP against the sandbox, with
 two processes at once, in test_api_semantics.py): which token wins, atomic 0600 writes, rotation, no secret
-in any message."""
+in any message; brands given one seller's tokens sharing its rotated pair (over HTTP against the sandbox),
+and stores written per shop still read."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import stat
 
@@ -13,6 +15,8 @@ import pytest
 
 from trendio_cli.api import tokens
 from trendio_cli.api.credentials import credentials_for
+from trendio_cli.sandbox.server import SandboxServer
+from trendio_cli.sandbox.state import SandboxSettings
 
 ENV = {"TRENDIO_APP_KEY": "app-1", "TRENDIO_APP_SECRET": "secret-9f8e7d", "TRENDIO_ACCESS_TOKEN": "env-access-1",
        "TRENDIO_REFRESH_TOKEN": "env-refresh-1", "TRENDIO_SHOP_CIPHER": "cipher-1"}
@@ -111,5 +115,69 @@ def test_trendio_home_moves_the_store(tmp_path, monkeypatch):
     monkeypatch.setenv("TRENDIO_HOME", str(tmp_path / "elsewhere"))
     assert tokens.TokenStore().path == tmp_path / "elsewhere" / "tokens.json"
     store = tokens.TokenStore()
-    store.put("k", tokens.TokenPair("a", "r", brand="b"))
-    assert json.loads(store.path.read_text())["shops"]["k"]["brand"] == "b"
+    creds = credentials_for(None, ENV)
+    store.put(creds, "https://a.example", tokens.TokenPair("a", "r", brand="b"))
+    [entry] = json.loads(store.path.read_text())["shops"].values()
+    assert entry["brand"] == "b"
+
+
+# --- one seller's tokens for several shops -------------------------------------------------------------------
+SHARED = {"TRENDIO_APP_KEY": "app-1", "TRENDIO_APP_SECRET": "secret-9f8e7d", "TRENDIO_ACCESS_TOKEN": "seller-access",
+          "TRENDIO_REFRESH_TOKEN": "seller-refresh", "TRENDIO_GLOWLAB_SHOP_CIPHER": "cipher-us",
+          "TRENDIO_SUNDAY_SHOP_CIPHER": "cipher-mx"}
+
+
+def test_brands_given_one_sellers_tokens_keep_working_after_either_refreshes_over_http(tmp_path):
+    from helpers import json_out, run_cli
+
+    creds = [credentials_for(brand, SHARED) for brand in ("glowlab", "sunday")]
+    env = {**SHARED, "TRENDIO_HOME": str(tmp_path / "home"), "TRENDIO_LEDGER": str(tmp_path / "l.db")}
+    with SandboxServer(SandboxSettings(ineligible_permille=0), credentials=creds) as sb:
+        env["TRENDIO_BASE_URL"] = sb.url
+        httpx.post(f"{sb.url}/_sandbox/expire_tokens", timeout=10).raise_for_status()
+
+        def search(brand: str) -> dict:
+            proc = run_cli("creators", "discover", "--brand", brand, "--out", tmp_path / f"{brand}.csv", "--limit",
+                           "1", "--json", env=env, check=0)
+            shown = proc.stdout + proc.stderr
+            assert all(secret not in shown for secret in ("seller-refresh", "secret-9f8e7d", "TTP_"))
+            return json_out(proc)
+
+        first, second, again = search("glowlab"), search("sunday"), search("glowlab")
+        stats = sb.stats()
+    assert first["added"] == second["added"] == again["added"] == 1
+    # glowlab refreshed the seller's pair; sunday used it, never the environment's spent refresh token
+    assert stats["refreshes"] == 1 and stats["refresh_failures"] == 0
+    stored = json.loads((tmp_path / "home" / "tokens.json").read_text())["shops"]
+    assert len(stored) == 1 and "seller-refresh" not in json.dumps(stored)
+
+
+def test_brands_given_different_tokens_keep_their_own_pairs(tmp_path):
+    store = tokens.TokenStore(tmp_path / "home")
+    own = {**SHARED, "TRENDIO_SUNDAY_ACCESS_TOKEN": "sunday-access", "TRENDIO_SUNDAY_REFRESH_TOKEN": "sunday-refresh"}
+    glowlab, sunday = credentials_for("glowlab", own), credentials_for("sunday", own)
+    asyncio.run(tokens.refresh(glowlab, glowlab.access_token, auth_url="https://a.example", store=store,
+                               transport=refreshing_host([])))
+    assert store.effective(glowlab, "https://a.example").access_token == "access-2"
+    assert store.effective(sunday, "https://a.example").access_token == "sunday-access"
+
+
+def test_a_store_written_per_shop_is_still_read_and_then_shared_by_the_sellers_shops(tmp_path):
+    store = tokens.TokenStore(tmp_path / "home")
+    store.home.mkdir(parents=True)
+    auth = "https://a.example"
+    per_shop = hashlib.sha256(f"app-1\0cipher-us\0{auth}".encode()).hexdigest()[:24]  # the old key
+    pair = {"access_token": "stored-access", "refresh_token": "stored-refresh", "access_expires_at": 1_900_000_000,
+            "refresh_expires_at": 1_900_000_000, "refreshed_at": 1_700_000_000.0,
+            "env_fingerprint": tokens.fingerprint("seller-access"), "brand": "glowlab"}
+    store.path.write_text(json.dumps({"format": 1, "shops": {per_shop: pair}}))
+    glowlab, sunday = credentials_for("glowlab", SHARED), credentials_for("sunday", SHARED)
+    assert store.effective(glowlab, auth).access_token == "stored-access"  # still logged in
+    assert store.effective(sunday, auth).access_token == "stored-access"  # and the seller's other shop too
+    calls: list = []
+    asyncio.run(tokens.refresh(store.effective(sunday, auth), "stored-access", auth_url=auth, store=store,
+                               transport=refreshing_host(calls)))
+    assert calls[0]["refresh_token"] == "stored-refresh"  # the stored one, not the environment's spent one
+    assert store.effective(glowlab, auth).refresh_token == "refresh-2"
+    [key] = json.loads(store.path.read_text())["shops"]
+    assert key != per_shop  # moved to the authorization's key: one pair, no stale per-shop copy

@@ -51,7 +51,9 @@ SWEEPS = 12  # rounds of the joint fit (each factor in turn); it stops earlier o
 
 
 # --- factors ------------------------------------------------------------------------------------------------
-def _number(value: Any) -> float | None:
+def marketplace_number(value: Any) -> float | None:
+    """A count or an amount as the marketplace (or a creators file) writes it, a number or numeric text; None
+    when it is absent, null, empty, negative or not a number (the open top bands' maximum is "" or -1)."""
     try:
         f = float(value)
     except (TypeError, ValueError):
@@ -99,8 +101,8 @@ def _label(labels: tuple[str, ...], i: int) -> str:
 def marketplace_numbers(extra: dict[str, Any] | None) -> tuple[float | None, float | None]:
     """(units sold in 30 days, average e-commerce video views) from a creator's extra attributes."""
     extra = extra or {}
-    units = _number(extra.get("units_sold") or extra.get("units_sold_30d"))
-    views = _number(extra.get("avg_video_views") or extra.get("avg_ec_video_view_count"))
+    units = marketplace_number(extra.get("units_sold") or extra.get("units_sold_30d"))
+    views = marketplace_number(extra.get("avg_video_views") or extra.get("avg_ec_video_view_count"))
     return units, views
 
 

@@ -31,6 +31,7 @@ STATE_STYLES = {
     "conflict": "magenta", "ineligible": "magenta", "expired": "dim", "skipped": "dim",
     "failed": "red", "error": "bold red", "refused": "bold red", "auth": "bold red",
     "interrupted": "bold yellow", "daily_quota": "yellow", "outreach_quota": "yellow", "max_requests": "yellow",
+    "page_token_repeated": "yellow", "empty_pages": "yellow",
     "blocked": "red", "unresponsive": "yellow", "inactive": "dim",
 }
 

@@ -37,7 +37,8 @@ class Credentials:
     shop_cipher: str
     source: str = "environment"
     refresh_token: str = field(default="", repr=False)
-    env_access_token: str = field(default="", repr=False)  # the environment's token (the token store's key)
+    env_access_token: str = field(default="", repr=False)  # the environment's token, which a stored pair replaces
+    env_refresh_token: str = field(default="", repr=False)  # the environment's (the authorization the store knows)
     stored: bool = False  # the tokens are a refreshed pair from the token store, not the environment's
 
     def __repr__(self) -> str:  # secrets never reach a traceback or a log line
@@ -47,7 +48,8 @@ class Credentials:
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        return tuple(s for s in (self.app_secret, self.access_token, self.refresh_token, self.env_access_token) if s)
+        return tuple(s for s in (self.app_secret, self.access_token, self.refresh_token, self.env_access_token,
+                                 self.env_refresh_token) if s)
 
 
 def credentials_for(
@@ -94,6 +96,7 @@ def credentials_for(
         source="sandbox defaults" if used_defaults else "environment",
         refresh_token=values.get("REFRESH_TOKEN", ""),
         env_access_token=values["ACCESS_TOKEN"],
+        env_refresh_token=values.get("REFRESH_TOKEN", ""),
     )
 
 

@@ -4,7 +4,11 @@ Access tokens last 7 days and the refresh token rotates at every refresh (tiktok
 so a refreshed pair must outlive the process that got it. It lives in one JSON file, mode 0600, in the user's
 config directory (`TRENDIO_HOME` moves it), never in the ledger. Writes are atomic (a temporary file renamed
 over the old one), the new pair is on disk before its access token is used, and a lock file serializes
-refreshes, so that two processes refreshing one shop at once end with one valid pair.
+refreshes, so that two processes refreshing one authorization at once end with one valid pair.
+
+A pair is kept per seller authorization, not per shop: one authorization reaches every shop of its seller
+(each its own shop cipher), so brands given the same tokens share one stored pair, and whichever refreshes
+first refreshes it for all (each refreshing on its own would send a refresh token another had already used).
 
 Which token wins: the environment's, unless the store holds a pair refreshed from that very environment token
 (a newer one). A user who puts a new token in the environment is obeyed."""
@@ -61,9 +65,17 @@ def fingerprint(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()[:32]
 
 
-def shop_key(app_key: str, shop_cipher: str, auth_url: str) -> str:
-    """A token belongs to an app, a shop and the platform that issued it (a sandbox's are no good elsewhere)."""
-    return hashlib.sha256(f"{app_key}\0{shop_cipher}\0{auth_url}".encode()).hexdigest()[:24]
+def authorization_key(creds: Credentials, auth_url: str) -> str:
+    """Where a pair is kept: a token belongs to an app, a seller's authorization and the platform that issued it
+    (a sandbox's are no good elsewhere). The authorization is known by the refresh token the environment gave
+    (only a digest of it is kept), which stays the same while the pair it started rotates."""
+    given = creds.env_refresh_token or creds.env_access_token or creds.access_token
+    return hashlib.sha256(f"{creds.app_key}\0{fingerprint(given)}\0{auth_url}".encode()).hexdigest()[:24]
+
+
+def _per_shop_key(creds: Credentials, auth_url: str) -> str:
+    """Where stores written before pairs were kept per authorization kept one: per app, shop and platform."""
+    return hashlib.sha256(f"{creds.app_key}\0{creds.shop_cipher}\0{auth_url}".encode()).hexdigest()[:24]
 
 
 @dataclass(frozen=True)
@@ -116,27 +128,46 @@ class TokenStore:
         except TypeError:
             return None
 
+    def pair_for(self, creds: Credentials, auth_url: str) -> TokenPair | None:
+        """The pair stored for the credentials' authorization (shared by every shop it reaches)."""
+        return self.get(authorization_key(creds, auth_url))
+
     def effective(self, creds: Credentials, auth_url: str) -> Credentials:
         """The credentials with the newest tokens: a stored pair refreshed from the environment's token wins."""
-        stored = self.get(shop_key(creds.app_key, creds.shop_cipher, auth_url))
+        self._adopt_per_shop_pair(creds, auth_url)
+        stored = self.pair_for(creds, auth_url)
         if stored is None or stored.env_fingerprint != fingerprint(creds.env_access_token or creds.access_token):
             return creds
         return dataclasses.replace(creds, access_token=stored.access_token, refresh_token=stored.refresh_token,
                                    source=f"{creds.source}, refreshed token from {self.path}", stored=True)
 
+    def _adopt_per_shop_pair(self, creds: Credentials, auth_url: str) -> None:
+        """A pair an older store kept for this shop alone moves to the authorization's key, where the seller's
+        other shops find it too (theirs would be the environment's refresh token, which it used up)."""
+        per_shop = _per_shop_key(creds, auth_url)
+        if not creds.shop_cipher or self.get(per_shop) is None or self.pair_for(creds, auth_url) is not None:
+            return
+        with self.lock():
+            legacy = self.get(per_shop)
+            if legacy is not None and self.pair_for(creds, auth_url) is None:
+                self.put(creds, auth_url, legacy)
+
     def forget(self, creds: Credentials, auth_url: str) -> None:
         """Drop a stored pair the platform no longer takes (a sandbox restarted, a shop re-authorized)."""
-        key = shop_key(creds.app_key, creds.shop_cipher, auth_url)
+        keys = (authorization_key(creds, auth_url), _per_shop_key(creds, auth_url))
         with self.lock():
-            if self.get(key) is not None:
-                shops = self._read()
-                shops.pop(key, None)
+            shops = self._read()
+            if any(key in shops for key in keys):
+                for key in keys:
+                    shops.pop(key, None)
                 self._write(shops)
 
     # --- writing -----------------------------------------------------------------------------
-    def put(self, key: str, pair: TokenPair) -> None:
+    def put(self, creds: Credentials, auth_url: str, pair: TokenPair) -> None:
+        """Keep the authorization's pair (under the store's lock); a per-shop copy of it, now stale, goes."""
         shops = self._read()
-        shops[key] = dataclasses.asdict(pair)
+        shops.pop(_per_shop_key(creds, auth_url), None)
+        shops[authorization_key(creds, auth_url)] = dataclasses.asdict(pair)
         self._write(shops)
 
     def _write(self, shops: dict[str, Any]) -> None:
@@ -221,14 +252,13 @@ def auth_url_for(base_url: str, environ: dict[str, str] | None = None) -> str:
 
 async def refresh(creds: Credentials, failed_access_token: str, *, auth_url: str, brand: str = "",
                   store: TokenStore | None = None, transport: httpx.AsyncBaseTransport | None = None) -> Credentials:
-    """Refresh the shop's access token once `failed_access_token` was refused as expired; returns credentials
+    """Refresh the authorization's access token once `failed_access_token` was refused as expired; returns credentials
     with the new pair, which is on disk before this returns. Under the store's lock: if another process has
     refreshed meanwhile, its pair is used and no second refresh is sent (the first rotated the refresh token)."""
     store = store or TokenStore()
-    key = shop_key(creds.app_key, creds.shop_cipher, auth_url)
     env_fp = fingerprint(creds.env_access_token or creds.access_token)
     async with _held(store):
-        current = store.get(key)
+        current = store.pair_for(creds, auth_url)
         if current is not None and current.env_fingerprint == env_fp and current.access_token != failed_access_token:
             return dataclasses.replace(creds, access_token=current.access_token, refresh_token=current.refresh_token,
                                        stored=True)
@@ -243,7 +273,7 @@ async def refresh(creds: Credentials, failed_access_token: str, *, auth_url: str
                          access_expires_at=data.get("access_token_expire_in"),
                          refresh_expires_at=data.get("refresh_token_expire_in"),
                          refreshed_at=time.time(), env_fingerprint=env_fp, brand=brand)
-        store.put(key, pair)  # the rotated refresh token is saved before the new access token is used
+        store.put(creds, auth_url, pair)  # the rotated refresh token is saved before the new access token is used
     return dataclasses.replace(creds, access_token=pair.access_token, refresh_token=pair.refresh_token, stored=True)
 
 

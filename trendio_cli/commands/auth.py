@@ -47,6 +47,6 @@ def refresh_token(base_url: str | None, brand: str | None) -> dict[str, Any]:
     auth_url = tokens.auth_url_for(url)
     creds = store.effective(credentials_for(brand, allow_sandbox_defaults=is_loopback_url(url)), auth_url)
     asyncio.run(tokens.refresh(creds, creds.access_token, auth_url=auth_url, brand=brand or "", store=store))
-    pair = store.get(tokens.shop_key(creds.app_key, creds.shop_cipher, auth_url))
+    pair = store.pair_for(creds, auth_url)
     return {"brand": brand, "auth_url": auth_url, "store": str(store.path),
             **(pair.summary() if pair else {})}

@@ -2,8 +2,9 @@
 
 Pages are fetched with the first answer's `search_key` sent back (without it, page 2 is ranked anew). Every
 page is a request counted against the brand's day like any other, outside the reserve kept for syncs, and
-never more than `--max-requests`. Creators already in the file are not written twice; its other columns and
-rows are kept as they are."""
+never more than `--max-requests`; paging stops early when the marketplace gives back a page token already used
+or several pages in a row without a creator. Creators already in the file are not written twice; its other
+columns and rows are kept as they are."""
 
 from __future__ import annotations
 
@@ -24,11 +25,13 @@ from trendio_cli.api.endpoints import CREATOR_PAGE_SIZES, DEFAULT_BASE_URL
 from trendio_cli.campaign import Campaign, Discover, Limits
 from trendio_cli.creators import load_creators
 from trendio_cli.errors import BadInput
-from trendio_cli.executor import ExecuteOptions, Executor
+from trendio_cli.executor import ExecuteOptions, Executor, Stop
 from trendio_cli.ledger import Ledger
+from trendio_cli.matching import marketplace_number
 
 COLUMNS = ("creator_id", "handle", "nickname", "followers", "gmv_30d", "category", "units_sold", "avg_video_views",
            "avg_live_viewers", "region")
+EMPTY_PAGES_TO_STOP = 3  # pages in a row without a single creator before the search gives up on the rest
 
 
 def discover_filters(campaign: Campaign | None, **given: Any) -> Discover:
@@ -59,30 +62,48 @@ def search_body(filters: Discover) -> dict[str, Any]:
     return body
 
 
+def range_figure(band: Any) -> float | None:
+    """A marketplace range ({minimum_amount, maximum_amount}, amounts as text, unit counts as numbers) as one
+    figure: its middle, or its minimum when the band is open-ended. How the top bands ("10000+", "1000+") write
+    their maximum is not documented ("", -1, null or left out are all seen), and taking the middle of those made
+    the biggest creators look like the smallest. None without a minimum."""
+    if not isinstance(band, dict):
+        return None
+    lo = marketplace_number(band.get("minimum_amount"))
+    hi = marketplace_number(band.get("maximum_amount"))
+    if lo is None:
+        return None
+    return lo if hi is None or hi < lo else (lo + hi) / 2
+
+
+def gmv_figure(c: dict[str, Any]) -> float | None:
+    """The creator's 30-day GMV: `gmv.amount`, or the middle of `gmv_range` when the creator does not share
+    precise data (then `gmv` is omitted, and an empty or unreadable amount says no more than that)."""
+    gmv = c.get("gmv")
+    precise = marketplace_number(gmv.get("amount") if isinstance(gmv, dict) else gmv)
+    return precise if precise is not None else range_figure(c.get("gmv_range"))
+
+
+def _cell(figure: float | None) -> str:
+    if figure is None:
+        return ""
+    return str(int(figure)) if figure.is_integer() else f"{figure:.2f}"
+
+
 def creator_row(c: dict[str, Any]) -> dict[str, str] | None:
     """A marketplace creator as a creators-file row; None without an open id."""
     open_id = str(c.get("creator_open_id") or "")
     if not open_id:
         return None
-
-    def amount(v: Any) -> str:
-        if isinstance(v, dict):
-            if v.get("amount") not in (None, ""):
-                return str(v["amount"])
-            lo, hi = v.get("minimum_amount"), v.get("maximum_amount")  # a range: its middle
-            try:
-                return f"{(float(lo) + float(hi)) / 2:.2f}" if lo not in (None, "") and hi not in (None, "") else ""
-            except (TypeError, ValueError):
-                return ""
-        return "" if v in (None, "") else str(v)
-
     categories = c.get("category_ids") or []
     return {
         "creator_id": open_id, "handle": str(c.get("username") or ""), "nickname": str(c.get("nickname") or ""),
-        "followers": amount(c.get("follower_count")), "gmv_30d": amount(c.get("gmv") or c.get("gmv_range")),
+        "followers": _cell(marketplace_number(c.get("follower_count"))), "gmv_30d": _cell(gmv_figure(c)),
         "category": str(categories[0]) if isinstance(categories, list) and categories else "",
-        "units_sold": amount(c.get("units_sold_range")), "avg_video_views": amount(c.get("avg_ec_video_view_count")),
-        "avg_live_viewers": amount(c.get("avg_ec_live_uv")), "region": str(c.get("selection_region") or ""),
+        "units_sold": _cell(range_figure(c.get("units_sold_range"))),
+        "avg_video_views": _cell(marketplace_number(c.get("avg_ec_video_view_count"))),
+        "avg_live_viewers": _cell(marketplace_number(c.get("avg_ec_live_uv"))),
+        "region": str(c.get("selection_region") or ""),
     }
 
 
@@ -122,6 +143,9 @@ async def _search(brand: str, creds: Any, url: str, ledger_path: str, limits: Li
                           brand_key=brand, limits=limits)
             body = search_body(filters)
             token: str | None = None
+            used_tokens: set[str] = set()
+            empty_in_a_row = 0
+            paging_end: Stop | None = None
             while len([c for c in found if c not in existing]) < filters.limit:
                 # a search spends the brand's share, never the reserve kept for syncs
                 answer = await ex.read(client.prepare_search_creators(page_size=page_size, page_token=token,
@@ -130,7 +154,8 @@ async def _search(brand: str, creds: Any, url: str, ledger_path: str, limits: Li
                 if answer is None:
                     break
                 pages += 1
-                for c in answer.data.get("creators") or []:
+                creators = answer.data.get("creators") or []
+                for c in creators:
                     row = creator_row(c) if isinstance(c, dict) else None
                     if row is not None and row["creator_id"] not in found:
                         found[row["creator_id"]] = row
@@ -138,10 +163,15 @@ async def _search(brand: str, creds: Any, url: str, ledger_path: str, limits: Li
                     on_progress(len([c for c in found if c not in existing]), filters.limit)
                 if answer.data.get("search_key"):
                     body = {**body, "search_key": answer.data["search_key"]}  # later pages: the same ranking
+                if token:
+                    used_tokens.add(token)
                 token = answer.data.get("next_page_token") or None
-                if not token:
+                empty_in_a_row = 0 if creators else empty_in_a_row + 1
+                # a marketplace that loops or only gives empty pages would otherwise spend the budget on nothing
+                paging_end = _paging_end(token, used_tokens, empty_in_a_row)
+                if not token or paging_end:
                     break
-        stop = ex.stop
+        stop = ex.stop or paging_end
         exit_code = stop.exit_code if stop and stop.reason != "max_requests" else (1 if ex.errors and not pages
                                                                                    else 0)
         counts = {"pages": pages, "requests": ex.counts.requests}
@@ -153,6 +183,16 @@ async def _search(brand: str, creds: Any, url: str, ledger_path: str, limits: Li
         return {"exit_code": exit_code, **counts, "stop_reason": stop.reason if stop else None, "errors": errors}
     finally:
         ledger.close()
+
+
+def _paging_end(token: str | None, used_tokens: set[str], empty_in_a_row: int) -> Stop | None:
+    """Why the search stops paging though the marketplace gave a next page, or None to go on."""
+    if token and token in used_tokens:
+        return Stop("page_token_repeated", "the marketplace gave back a page token already used: its later pages "
+                    "would repeat earlier ones", 0)
+    if token and empty_in_a_row >= EMPTY_PAGES_TO_STOP:
+        return Stop("empty_pages", f"{empty_in_a_row} pages in a row had no creators", 0)
+    return None
 
 
 def _existing(out: Path) -> set[str]:
