@@ -167,6 +167,12 @@ def test_the_platforms_outreach_figures_replace_the_seller_tier_guess_unless_set
     assert make_plan(chosen, pool, counted, monday).pairs == 3 * 100  # weekly_outreach set on purpose still caps
     free = make_plan(guessed, pool, unlimited, monday)
     assert free.pairs == 3 * 3000 and free.outreach["limit"] is None and free.outreach["week_ahead"] == []
+    # the largest creator the shop may reach this week: those above it are left out, not refused one by one
+    capped = state(platform_outreach=("2026-11-23T14:00:00Z", {"unlimited": True, "reached_max_follower_cnt": "4999",
+                                                                 **span}))
+    big_and_small = creators(10, followers=5000) + creators(10, followers=4000, start=10)
+    plan = make_plan(guessed, big_and_small, capped, monday)
+    assert plan.pairs == 3 * 10 and plan.skipped == {"above the followers the shop may reach this week": 10}
 
 
 def test_ended_campaign_is_bad_input():

@@ -311,6 +311,9 @@ def make_plan(
     score = scorer_for(campaign, state, today)
     candidate_pairs, n_min = 0, len(product_ids)
     plain_ids = state.plain_ids
+    platform = platform_outreach(state.platform_outreach, now)
+    # the largest creator the shop's GMV tier may reach this week: a create to one above it is refused (16024021)
+    ceiling = platform["max_followers"] if platform is not None and platform["max_followers"] else None
     for c in creators:
         cid = c.creator_id
         legacy = c.creator_user_id if plain_ids and c.creator_user_id in plain_ids else None
@@ -336,6 +339,9 @@ def make_plan(
         if tier is None:
             skipped["below every tier"] += 1
             continue
+        if ceiling is not None and followers > ceiling:
+            skipped["above the followers the shop may reach this week"] += 1
+            continue
         done = invited.get(cid)
         if legacy:  # the same creator under the plain id an earlier version used
             done = (*(done or ()), *invited.get(legacy, ()))
@@ -360,7 +366,6 @@ def make_plan(
     invite_budget = max(0, limits.daily_requests - limits.reserve_requests - state.requests_used)
     outreach_limit: int | None = limits.outreach_per_week
     outreach_left = max(0, limits.outreach_per_week - state.outreach_used)
-    platform = platform_outreach(state.platform_outreach, now)
     # The platform's own count, where it gives one, replaces the seller_tier guess; a `weekly_outreach` set
     # on purpose still caps it
     if platform is not None and platform["left"] is not None:
