@@ -4,6 +4,7 @@ let them back after the cooldown."""
 from __future__ import annotations
 
 import sqlite3
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import httpx
@@ -267,9 +268,33 @@ def test_more_orders_than_one_sync_reads_keep_the_cursor_and_say_so(tmp_path: Pa
         cut = run_cli("sync", env={**env, "COLUMNS": "200"}, check=0)
         with Ledger.open(ledger, readonly=True) as led:
             assert led.sync_value("testbrand", "orders_read_at") is None  # the cursor did not move
+            assert led.sync_value("testbrand", "orders_span_s")  # no total to go by: narrower slices next time
         again = json_out(run_cli("sync", "--json", env=env, check=0))["brands"][0]
     assert f"testbrand: more orders than one sync reads ({MAX_PAGES} pages)" in " ".join(cut.stdout.split())
-    # so the next sync reads the window again (the sandbox's own answer, complete this time)
+    # so the next sync reads the window again, in slices (the sandbox's own answers, complete this time)
     assert again["orders_cut_off"] is False and again["order_pages"] >= 1
     with Ledger.open(ledger, readonly=True) as led:
-        assert led.sync_value("testbrand", "orders_read_at")
+        assert led.sync_value("testbrand", "orders_read_at") and not led.sync_value("testbrand", "orders_span_s")
+
+
+def test_a_window_with_more_orders_than_one_sync_reads_is_read_in_halves_and_nothing_is_missed(tmp_path: Path):
+    campaign = write_campaign(tmp_path, 60)
+    ledger = tmp_path / "l.db"
+    with SandboxServer(SandboxSettings(ineligible_permille=0)) as sb:
+        env = env_for(sb, ledger)
+        run_cli("execute", campaign, "--yes", env=env, check=0)
+        httpx.post(f"{sb.url}/_sandbox/advance", json={"days": 10}).raise_for_status()
+        with sqlite3.connect(ledger) as conn:  # invited ten days ago by this machine's clock too: a long window
+            conn.execute("UPDATE invitations SET claimed_at = ?",
+                         ((datetime.now(timezone.utc) - timedelta(days=10)).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),))
+        # three first pages that say a million orders: the window is halved three times, oldest half first
+        huge = {"data": {"orders": [], "next_page_token": "more", "total_count": 1_000_000}}
+        sb.script("search_orders", [huge] * 3)
+        split = json_out(run_cli("sync", "--json", env=env, check=0))["brands"][0]
+        assert split["orders_cut_off"] is False and split["orders_new"] > 0, split
+        assert split["order_pages"] == 3 + 4  # the three answers, then one page for each of the four slices
+        # read again from the brand's first invitation in one window: nothing the slices missed
+        with sqlite3.connect(ledger) as conn:
+            conn.execute("DELETE FROM sync_state")
+        whole = json_out(run_cli("sync", "--json", env=env, check=0))["brands"][0]
+    assert whole["orders_new"] == 0 and whole["order_pages"] == 1

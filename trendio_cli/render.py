@@ -299,7 +299,7 @@ def sync_view(result: dict[str, Any], console: Console = stdout) -> None:
     for b in result["brands"]:
         if b.get("orders_cut_off"):
             line(console, clean(b["brand"]), Text(": more orders than one sync reads", "yellow"),
-                 f" ({b['order_pages']} pages); what was read is kept and the next sync reads the same window again")
+                 f" ({b['order_pages']} pages); what was read is kept and the next sync goes on from there")
         for e in b["errors"]:
             line(console, clean(b["brand"]), ": stopped: ", clean(e.get("message")))
 

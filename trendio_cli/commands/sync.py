@@ -20,7 +20,7 @@ from typing import Any
 from trendio_cli.admission import Admission, RateRule
 from trendio_cli.api.client import ApiClient, base_url_source
 from trendio_cli.api.credentials import check_base_url, credentials_for, is_loopback_url
-from trendio_cli.api.endpoints import DEFAULT_BASE_URL
+from trendio_cli.api.endpoints import DEFAULT_BASE_URL, MAX_ORDER_PAGE_SIZE
 from trendio_cli.campaign import Lifecycle, Limits
 from trendio_cli.executor import ExecuteOptions, Executor, collaborations_in
 from trendio_cli.inputs import load_campaign_inputs
@@ -32,6 +32,7 @@ COUNTS = ("invited", "showcased", "content", "products")
 # collaboration changed, at most this often.
 ORDERS_LOOKBACK_DAYS = 30
 ORDERS_EVERY_HOURS = 6.0
+MIN_ORDER_WINDOW_S = 3600  # the narrowest time slice an order read is cut into
 
 
 def sync(ledger_path: str, base_url: str | None, *, brand: str | None = None,
@@ -200,43 +201,79 @@ class Follow:
     async def orders(self) -> None:
         """The shop's affiliate orders since the last read (and ORDERS_LOOKBACK_DAYS before it, for refunds and
         status changes), kept where they belong to this brand's collaborations; skipped when nothing changed
-        and the last read is recent."""
+        and the last read is recent.
+
+        At most MAX_PAGES a sync. A window the first page's `total_count` says is larger is read in halves
+        (time slices, oldest first), so a read cut short still ends at a known time: the next sync carries on
+        from there (`orders_read_to`) instead of reading the same first pages again or skipping what it missed."""
         ours = self.ledger.collaboration_ids(self.brand)
         if not ours:
             return
         last = self.ledger.sync_value(self.brand, "orders_read_at")
+        behind = self.ledger.sync_value(self.brand, "orders_read_to") or None  # where a cut-short read stopped
         now_ts = self.now.timestamp()
-        if last and not self.any_change and now_ts - parse_iso(last) < ORDERS_EVERY_HOURS * 3600:
+        if last and not behind and not self.any_change and now_ts - parse_iso(last) < ORDERS_EVERY_HOURS * 3600:
             return
         # no order of ours predates the brand's first invitation
         since = parse_iso(self.ledger.first_claim(self.brand)) or now_ts
-        if last:
+        if behind:
+            since = max(since, parse_iso(behind))  # catch up first; the lookback comes once caught up
+        elif last:
             since = max(since, parse_iso(last) - ORDERS_LOOKBACK_DAYS * 86400)
+        since = min(since, now_ts)
         by_username = self.ledger.creators_by_username(self.brand)
-        token: str | None = None
         rows: list[dict[str, Any]] = []
-        for _ in range(MAX_PAGES):
-            # no upper bound: the platform's "now" is the end of what it can have
-            answer = await self.ex.read(self.client.prepare_search_orders(create_time_ge=int(since), page_token=token),
-                                        purpose="sync", record_failure=True)
-            if answer is None:
-                return  # the cursor stays: the next sync reads the same window again
-            self.order_pages += 1
-            for order in answer.data.get("orders") or []:
-                if isinstance(order, dict):
-                    rows.extend(r for r in order_rows(order, by_username) if r["collaboration_id"] in ours)
-            token = answer.data.get("next_page_token") or None
-            if not token:
-                break
+        # Time slices [lo, hi); the last one has no upper bound: the platform's "now" is the end of what it
+        # can have, whatever this machine's clock says. Where an earlier read was cut short without a total to
+        # go by, in slices of the span it could not finish.
+        span = int(self.ledger.sync_value(self.brand, "orders_span_s") or 0) or None
+        end = int(now_ts)
+        starts = list(range(int(since), end, span)) if span else [int(since)]
+        windows: list[tuple[int, int | None]] = [(a, b) for a, b in zip(starts, [*starts[1:], None])]
+        read_to, complete = starts[0], False
+        pages_left = MAX_PAGES
+        lo, hi = windows[0]
+        token: str | None = None
+        while windows and pages_left:
+            lo, hi = windows.pop(0)
+            token = None
+            while pages_left:
+                answer = await self.ex.read(self.client.prepare_search_orders(
+                    create_time_ge=lo, create_time_lt=hi, page_token=token), purpose="sync", record_failure=True)
+                if answer is None:
+                    return  # the cursor stays: the next sync reads the same window again
+                pages_left -= 1
+                self.order_pages += 1
+                for order in answer.data.get("orders") or []:
+                    if isinstance(order, dict):
+                        rows.extend(r for r in order_rows(order, by_username) if r["collaboration_id"] in ours)
+                token = answer.data.get("next_page_token") or None
+                if not token:
+                    if hi is None:
+                        complete = True
+                    else:
+                        read_to = hi
+                    break
+                pages = -(-_int(answer.data.get("total_count")) // MAX_ORDER_PAGE_SIZE)
+                if pages > pages_left + 1 and (hi or end) - lo > MIN_ORDER_WINDOW_S:
+                    mid = lo + ((hi or end) - lo) // 2  # more than this sync can read: halves, oldest first
+                    windows[:0] = [(lo, mid), (mid, hi)]
+                    break
         before = self.ledger.orders_gmv(self.brand)
         self.orders_new, self.orders_updated = self.ledger.upsert_orders(self.brand, rows)
         self.gmv_new = self.ledger.orders_gmv(self.brand) - before
-        if token:
-            # more orders than one sync reads: what was read is kept, the cursor stays, and the next sync reads
-            # the window again rather than skip what this one did not reach
-            self.orders_cut_off = True
+        if complete:
+            self.ledger.set_sync_value(self.brand, "orders_read_at", iso(now_ts))
+            self.ledger.set_sync_value(self.brand, "orders_read_to", "")
+            self.ledger.set_sync_value(self.brand, "orders_span_s", "")
             return
-        self.ledger.set_sync_value(self.brand, "orders_read_at", iso(now_ts))
+        # more orders than one sync reads: what was read is kept, and the next sync goes on from where the
+        # read is known complete; cut short inside a slice with no total to go by, in narrower slices
+        self.orders_cut_off = True
+        self.ledger.set_sync_value(self.brand, "orders_read_to", iso(float(read_to)))
+        if token and lo == read_to:
+            self.ledger.set_sync_value(self.brand, "orders_span_s",
+                                       str(max(MIN_ORDER_WINDOW_S, ((hi or end) - lo) // 2)))
 
 
 def _int(value: Any) -> int:
