@@ -501,17 +501,22 @@ def runs_cmd(
 def quota_cmd(
     brand: Annotated[str | None, typer.Option("--brand", help="Only this brand.")] = None,
     campaign: Annotated[
-        Path | None, typer.Option("--campaign", help="Use this campaign file's limits (default: platform rules).")
+        Path | None, typer.Option("--campaign", help="Use this campaign file's limits (default: each brand's "
+                                                     "most recently executed campaign's).")
     ] = None,
     ledger: LedgerOpt = "trendio.db",
     as_json: JsonOpt = False,
 ) -> None:
-    """Requests used and left today, outreach used and left this week, and when each resets."""
+    """Requests used and left today, outreach used and left this week, and when each resets.
+
+    Counted against each brand's limits as the ledger recorded them with its most recently executed
+    campaign (the platform's defaults for a brand with none); the output names that campaign.
+    """
     from trendio_cli.commands.quota import quota_view
     from trendio_cli.inputs import load_campaign_inputs
 
-    limits = load_campaign_inputs(campaign).campaign.limits if campaign else None
-    result = quota_view(str(ledger), brand, limits)
+    spec = load_campaign_inputs(campaign).campaign if campaign else None
+    result = quota_view(str(ledger), brand, spec.limits if spec else None, spec.campaign if spec else None)
     show_result("quota", result, render.quota_view, as_json)
 
 
