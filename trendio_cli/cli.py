@@ -222,7 +222,9 @@ def validate_cmd(
 @command("init")
 def init_cmd(
     directory: Annotated[Path, typer.Argument(help="Where to write the starter files.")] = Path("."),
-    force: Annotated[bool, typer.Option("--force", help="Overwrite existing starter files.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite existing starter files (an existing ledger is kept).")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Write a starter campaign (campaign.yaml), a sample creators file (creators.csv) and an empty ledger
@@ -235,7 +237,7 @@ def init_cmd(
         return
     for f in result["files"]:
         print(f"wrote {clean(f)}")
-    print(f"created ledger {clean(result['ledger'])}")
+    print(f"{'kept the existing' if result['ledger_kept'] else 'created'} ledger {clean(result['ledger'])}")
     go = "" if directory.resolve() == Path.cwd().resolve() else f"cd {clean(directory)}, then "
     print(f"next: {go}trendio validate campaign.yaml")
     print("(there, trendio.db is the ledger every command uses by default)")
