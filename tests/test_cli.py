@@ -74,6 +74,16 @@ def test_init_force_keeps_the_ledger_and_says_so(tmp_path):
         assert ledger.brands() == ["mybrand"]
 
 
+def test_sync_help_says_what_sync_does_with_the_lifecycle_defaults():
+    from trendio_cli.campaign import Lifecycle
+
+    words = " ".join(run_cli("sync", "--help", env={"COLUMNS": "200"}, check=0).stdout.split())
+    assert "invitations move to showcased, content or expired" in words and "affiliate orders" in words
+    assert "accepted" not in words and "declined" not in words
+    d = Lifecycle()
+    assert f"defaults {d.unresponsive_after}, {d.answer_within_days} and {d.cooldown_days})" in words
+
+
 def test_execute_without_a_terminal_needs_yes(tmp_path):
     run_cli("init", tmp_path / "p", check=0)
     proc = run_cli("execute", tmp_path / "p" / "campaign.yaml", env={"TRENDIO_BASE_URL": "http://127.0.0.1:9",

@@ -447,13 +447,17 @@ def sync_cmd(
     base_url: BaseUrlOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Pull collaboration statuses back into the ledger: invitations become accepted, declined or expired.
+    """Pull what creators did back into the ledger: invitations move to showcased, content or expired, and
+    affiliate orders (GMV, commission) are recorded.
 
-    Incremental: it asks only about collaborations with invitations still waiting, stops paging once it
-    has seen them all, and expires ended collaborations without a request. It spends only the reserve
-    (`reserve_requests`), never the invitations' share. Creators who leave `unresponsive_after`
-    invitations unanswered for `answer_within_days` are flagged unresponsive for `cooldown_days`
-    (campaign `lifecycle:`; defaults 2, 14 and 60).
+    The platform has no accept or decline: a creator who takes an invitation adds its products to their
+    showcase, may post content, and sales follow as orders. Incremental: it pages the brand's collaborations
+    (counts only), reads the detail only of those whose counts changed, stops paging once it has seen them
+    all, and expires ended collaborations without a request; a second sync right after a first costs the
+    search pages and nothing else. It spends only the reserve (`reserve_requests`), never the invitations'
+    share. A creator who takes up none of `unresponsive_after` invitations within `answer_within_days` is
+    flagged unresponsive and left out of plans for `cooldown_days` (each campaign's own lifecycle settings;
+    defaults 1, 14 and 60).
     """
     from trendio_cli.commands.sync import sync
 
