@@ -367,6 +367,29 @@ def test_legacy_ids_need_a_creator_user_id_for_every_creator_to_invite(tmp_path:
     assert validate_files([_campaign_dir(tmp_path, GOOD, creators)])["errors"] == 0
 
 
+def test_every_problem_is_reported_at_once_when_the_campaign_does_not_parse(tmp_path: Path):
+    # the checks that read several fields run on those that parsed, whatever else is wrong
+    creators = "creator_id,handle,followers\n1,,5000\n2,a_rather_long_handle_of_30_char,5000\n"
+    text = (GOOD.replace("end_date: 2099-12-31", "end_date: 2020-01-01").replace("commission: 15%", "commission: 95%")
+            + "api: legacy-ids\n")
+    rendered = validate_files([_campaign_dir(tmp_path, text, creators)])["files"][0]["rendered"]
+    assert len(rendered) == 4, rendered
+    assert rendered[0].startswith(f"{tmp_path / 'c.yaml'}:5:17: products.0.commission: commission 95%"), rendered
+    assert rendered[1].startswith(f"{tmp_path / 'c.yaml'}:7:11: end_date 2020-01-01 is in the past"), rendered
+    assert rendered[2].startswith(f"{tmp_path / 'creators.csv'}:2:1: creator 1 has no creator_user_id"), rendered
+    assert rendered[3].startswith(f"{tmp_path / 'creators.csv'}:3:1: creator 2 has no creator_user_id"), rendered
+    personal = GOOD.replace('"Hi, we would love to work with you on {product_count} products."',
+                            '"Hi {handle}, ' + "x" * 1985 + '"').replace("daily_target: 300", "daily_target: lots")
+    rendered = validate_files([_campaign_dir(tmp_path, personal, creators)])["files"][0]["rendered"]
+    assert len(rendered) == 2, rendered
+    assert rendered[0].startswith(f"{tmp_path / 'c.yaml'}:6:10: message: with the handle of creator 2"), rendered
+    assert rendered[1].startswith(f"{tmp_path / 'c.yaml'}:19:") and "daily_target" in rendered[1], rendered
+    # a check whose own field did not parse is left to that field's problem
+    both = GOOD.replace("end_date: 2099-12-31", "end_date: someday").replace("daily_target: 300", "daily_target: lots")
+    rendered = validate_files([_campaign_dir(tmp_path, both, creators)])["files"][0]["rendered"]
+    assert len(rendered) == 2 and "end_date" in rendered[0] and "daily_target" in rendered[1], rendered
+
+
 FORBIDDEN = ("Input should", "String should", "should match pattern", "Value error", "valid integer",
              "Field required", "Extra inputs", "^[", "pydantic", "[type=")
 ODD_VALUES = st.one_of(

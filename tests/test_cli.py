@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from helpers import REPO, run_cli
 from trendio_cli import __version__
 from trendio_cli.cli import app
+from trendio_cli.ledger import Ledger
 
 COMMANDS = ["validate", "init", "plan", "dry-run", "execute", "sync", "status", "runs", "quota", "demo", "sandbox",
             "creators", "dashboard", "report", "ledger"]
@@ -60,6 +61,27 @@ def test_init_writes_a_campaign_that_validates_and_refuses_to_overwrite(tmp_path
     assert run_cli("validate", tmp_path / "p" / "campaign.yaml").returncode == 0
     again = run_cli("init", tmp_path / "p")
     assert again.returncode == 2 and "--force" in again.stderr
+
+
+def test_init_force_keeps_the_ledger_and_says_so(tmp_path):
+    assert f"created ledger {tmp_path / 'p' / 'trendio.db'}" in run_cli("init", tmp_path / "p", check=0).stdout
+    with Ledger.open(tmp_path / "p" / "trendio.db") as ledger:
+        ledger.start_run(brand="mybrand", campaign="my-first-campaign", command="execute")
+    forced = run_cli("init", tmp_path / "p", "--force", check=0).stdout
+    assert f"kept the existing ledger {tmp_path / 'p' / 'trendio.db'}" in forced and "created" not in forced
+    assert json.loads(run_cli("init", tmp_path / "p", "--force", "--json", check=0).stdout)["ledger_kept"] is True
+    with Ledger.open(tmp_path / "p" / "trendio.db") as ledger:
+        assert ledger.brands() == ["mybrand"]
+
+
+def test_sync_help_says_what_sync_does_with_the_lifecycle_defaults():
+    from trendio_cli.campaign import Lifecycle
+
+    words = " ".join(run_cli("sync", "--help", env={"COLUMNS": "200"}, check=0).stdout.split())
+    assert "invitations move to showcased, content or expired" in words and "affiliate orders" in words
+    assert "accepted" not in words and "declined" not in words
+    d = Lifecycle()
+    assert f"defaults {d.unresponsive_after}, {d.answer_within_days} and {d.cooldown_days})" in words
 
 
 def test_execute_without_a_terminal_needs_yes(tmp_path):

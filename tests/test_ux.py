@@ -265,6 +265,29 @@ def test_requests_per_second_is_measured_over_the_sending_span_and_never_above_t
     assert doc["rate"]["peak_in_one_second"] <= 4
 
 
+def test_quota_counts_against_the_limits_the_brand_ran_under_and_names_their_campaign(tmp_path, sandbox):
+    limits = {"daily_requests": 503, "reserve_requests": 500, "weekly_outreach": 3000}
+    campaign = write_campaign(tmp_path, 20, campaign="spring-small", limits=limits)
+    ledger = tmp_path / "l.db"
+    run_cli("execute", campaign, "--yes", env=env_for(sandbox, ledger))
+    env = {"TRENDIO_LEDGER": str(ledger)}
+    brand = json_out(run_cli("quota", "--json", env=env, check=0))["brands"][0]
+    planned = json_out(run_cli("plan", campaign, "--json", env=env, check=0))["plan"]["quota"]
+    assert brand["limits_of"] == "spring-small"
+    assert brand["requests"]["limit"] == planned["limit"] == 503
+    assert brand["requests"]["used"] == planned["used"] > 0
+    assert brand["requests"]["reserve"] == 500 and brand["outreach"]["limit"] == 3000
+    shown = run_cli("quota", env=env, check=0).stdout
+    assert f"{brand['requests']['used']} / 503" in shown and "/ 3000" in shown
+    assert "limits of campaign spring-small" in shown
+    # a brand that never recorded a campaign is counted against the platform's defaults, and says so
+    with Ledger.open(str(ledger)) as led:
+        led.start_run(brand="other", campaign=None, command="sync")
+    other = json_out(run_cli("quota", "--brand", "other", "--json", env=env, check=0))["brands"][0]
+    assert other["limits_of"] is None and other["requests"]["limit"] == 10_000
+    assert "platform's default limits" in run_cli("quota", "--brand", "other", env=env, check=0).stdout
+
+
 def test_the_ops_dashboard_agrees_with_execute_on_peak_rate_and_retries(tmp_path):
     campaign = write_campaign(tmp_path, 300, limits={"creators_per_request": 1},
                               products=[{"id": "5", "commission": "10%"}])

@@ -13,6 +13,7 @@ import string
 import types
 import typing
 import zoneinfo
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -750,9 +751,33 @@ class ParsedCampaign:
     problems: list[Problem]
     data: Any
     positions: _Positions
+    failed: frozenset[str] = frozenset()  # the top-level fields an error names ("": the campaign as a whole)
 
     def at(self, *loc: str | int) -> tuple[int, int]:
         return self.positions.at(tuple(loc))
+
+    def draft(self, reads: Collection[str]) -> Campaign | None:
+        """The campaign as far as it parsed, for a check that reads only the fields in `reads`: the campaign
+        itself when it parsed; else, when each of `reads` did, the file's fields that parsed completed with the
+        starter campaign's (which the check does not read); else None. So a check runs on its own fields
+        whatever else is wrong, and every problem is reported at once."""
+        if self.campaign is not None:
+            return self.campaign
+        if not isinstance(self.data, dict) or "" in self.failed or self.failed & set(reads):
+            return None
+        parsed = {k: v for k, v in self.data.items() if k not in self.failed}
+        try:
+            return Campaign.model_validate({**_starter_campaign(), **parsed})
+        except ValidationError:  # the fields that parsed do not go together with the starter's
+            return None
+
+
+@functools.cache
+def _starter_campaign() -> dict[str, Any]:
+    """The fields of the starter campaign `trendio init` writes: a whole, valid campaign."""
+    from importlib import resources
+
+    return yaml.safe_load((resources.files("trendio_cli") / "data" / "starter" / "campaign.yaml").read_text())
 
 
 def _old_api_version(data: dict[str, Any], pos: _Positions, file: str) -> list[Problem]:
@@ -783,6 +808,7 @@ def parse_campaign_text(text: str, file: str) -> ParsedCampaign:
         problems.append(Problem(file, 1, 1, "a campaign file must be a YAML mapping of fields"))
         return ParsedCampaign(file, None, problems, data, pos)
     problems.extend(_old_api_version(data, pos, file))
+    failed: set[str] = set()
     try:
         campaign: Campaign | None = Campaign.model_validate(data)
     except ValidationError as exc:
@@ -793,10 +819,12 @@ def parse_campaign_text(text: str, file: str) -> ParsedCampaign:
             if isinstance(cause, LocatedError):
                 loc = _relocated(loc, cause.loc)
             err = {**err, "loc": loc}
+            failed.add(str(loc[0]) if loc else "")
             line, col = pos.at(loc, prefer_key=err["type"] in ("extra_forbidden", "missing"))
             problems.append(Problem(file, line, col, _message_for(err)))
     problems.sort(key=lambda p: (p.line, p.col))
-    return ParsedCampaign(file, campaign if not errors_only(problems) else None, problems, data, pos)
+    return ParsedCampaign(file, campaign if not errors_only(problems) else None, problems, data, pos,
+                          frozenset(failed))
 
 
 def parse_campaign(text: str, file: str) -> tuple[Campaign | None, list[Problem]]:

@@ -222,7 +222,9 @@ def validate_cmd(
 @command("init")
 def init_cmd(
     directory: Annotated[Path, typer.Argument(help="Where to write the starter files.")] = Path("."),
-    force: Annotated[bool, typer.Option("--force", help="Overwrite existing starter files.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite existing starter files (an existing ledger is kept).")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Write a starter campaign (campaign.yaml), a sample creators file (creators.csv) and an empty ledger
@@ -235,7 +237,7 @@ def init_cmd(
         return
     for f in result["files"]:
         print(f"wrote {clean(f)}")
-    print(f"created ledger {clean(result['ledger'])}")
+    print(f"{'kept the existing' if result['ledger_kept'] else 'created'} ledger {clean(result['ledger'])}")
     go = "" if directory.resolve() == Path.cwd().resolve() else f"cd {clean(directory)}, then "
     print(f"next: {go}trendio validate campaign.yaml")
     print("(there, trendio.db is the ledger every command uses by default)")
@@ -445,13 +447,17 @@ def sync_cmd(
     base_url: BaseUrlOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Pull collaboration statuses back into the ledger: invitations become accepted, declined or expired.
+    """Pull what creators did back into the ledger: invitations move to showcased, content or expired, and
+    affiliate orders (GMV, commission) are recorded.
 
-    Incremental: it asks only about collaborations with invitations still waiting, stops paging once it
-    has seen them all, and expires ended collaborations without a request. It spends only the reserve
-    (`reserve_requests`), never the invitations' share. Creators who leave `unresponsive_after`
-    invitations unanswered for `answer_within_days` are flagged unresponsive for `cooldown_days`
-    (campaign `lifecycle:`; defaults 2, 14 and 60).
+    The platform has no accept or decline: a creator who takes an invitation adds its products to their
+    showcase, may post content, and sales follow as orders. Incremental: it pages the brand's collaborations
+    (counts only), reads the detail only of those whose counts changed, stops paging once it has seen them
+    all, and expires ended collaborations without a request; a second sync right after a first costs the
+    search pages and nothing else. It spends only the reserve (`reserve_requests`), never the invitations'
+    share. A creator who takes up none of `unresponsive_after` invitations within `answer_within_days` is
+    flagged unresponsive and left out of plans for `cooldown_days` (each campaign's own lifecycle settings;
+    defaults 1, 14 and 60).
     """
     from trendio_cli.commands.sync import sync
 
@@ -501,17 +507,22 @@ def runs_cmd(
 def quota_cmd(
     brand: Annotated[str | None, typer.Option("--brand", help="Only this brand.")] = None,
     campaign: Annotated[
-        Path | None, typer.Option("--campaign", help="Use this campaign file's limits (default: platform rules).")
+        Path | None, typer.Option("--campaign", help="Use this campaign file's limits (default: each brand's "
+                                                     "most recently executed campaign's).")
     ] = None,
     ledger: LedgerOpt = "trendio.db",
     as_json: JsonOpt = False,
 ) -> None:
-    """Requests used and left today, outreach used and left this week, and when each resets."""
+    """Requests used and left today, outreach used and left this week, and when each resets.
+
+    Counted against each brand's limits as the ledger recorded them with its most recently executed
+    campaign (the platform's defaults for a brand with none); the output names that campaign.
+    """
     from trendio_cli.commands.quota import quota_view
     from trendio_cli.inputs import load_campaign_inputs
 
-    limits = load_campaign_inputs(campaign).campaign.limits if campaign else None
-    result = quota_view(str(ledger), brand, limits)
+    spec = load_campaign_inputs(campaign).campaign if campaign else None
+    result = quota_view(str(ledger), brand, spec.limits if spec else None, spec.campaign if spec else None)
     show_result("quota", result, render.quota_view, as_json)
 
 

@@ -73,14 +73,16 @@ def check_campaign(path: Path, now: datetime | None = None) -> tuple[Campaign | 
             found = [_problem_from_text(p) for p in exc.problems]
         except BadInput as exc:
             problems.append(Problem(str(path), *parsed.at("creators", "file"), f"creators.file: {exc.message}"))
-    campaign = parsed.campaign
-    if campaign is not None:
-        problems.extend(_ended(campaign, parsed, now or datetime.now(timezone.utc)))
-        if cfile is not None:
-            problems.extend(_messages_fit(campaign, parsed, cfile.creators))
-            found = [*found, *legacy_ids_missing(campaign, cfile.creators, str(cfile.path))]
+    # the checks that need more than one field each run on the fields it reads, whatever else is wrong
+    if (ended := parsed.draft(("end_date", "schedule"))) is not None:
+        problems.extend(_ended(ended, parsed, now or datetime.now(timezone.utc)))
+    if cfile is not None:
+        if (fits := parsed.draft(("message", "tiers", "products", "brand", "campaign"))) is not None:
+            problems.extend(_messages_fit(fits, parsed, cfile.creators))
+        if (legacy := parsed.draft(("api", "tiers"))) is not None:
+            found = [*found, *legacy_ids_missing(legacy, cfile.creators, str(cfile.path))]
     problems.sort(key=lambda p: (p.line, p.col))
-    return campaign, [*problems, *found], cfile
+    return parsed.campaign, [*problems, *found], cfile
 
 
 def _resolved(path: Path) -> Path:

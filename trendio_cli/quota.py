@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from trendio_cli.campaign import WEEKDAYS, Limits
@@ -50,6 +51,17 @@ class OutreachWeek:
         if start > local:
             start -= timedelta(days=7)
         return cls(start.astimezone(timezone.utc), (start + timedelta(days=7)).astimezone(timezone.utc))
+
+
+def latest_limits(specs: dict[str, dict[str, Any]]) -> tuple[str | None, Limits]:
+    """The limits a brand's quotas run under, from its campaigns as the ledger keeps them (most recently
+    executed first, as `Ledger.campaign_specs` gives them): the latest campaign's, with its name; the platform
+    rules, and no name, when that campaign recorded none or there is no campaign."""
+    for name, spec in specs.items():
+        if spec.get("limits"):
+            return name, Limits.model_validate(spec["limits"])
+        break
+    return None, Limits()
 
 
 def local_day_bounds(now: datetime, tz: str) -> tuple[str, str]:

@@ -389,6 +389,10 @@ def quota_view(result: dict[str, Any], console: Console = stdout) -> None:
               f"{o['used']} / {o['limit']}", o["left"], when(o["resets_at"]))
     show(t, console, empty="no brand has used the API yet")
     for b in result["brands"]:
+        if b["limits_of"]:
+            line(console, text(b["brand"], "bold"), ": limits of campaign ", text(b["limits_of"]))
+        else:
+            line(console, text(b["brand"], "bold"), ": the platform's default limits (none recorded with a campaign)")
         if b["outreach"].get("platform"):
             line(console, text(b["brand"], "bold"), ":")
             outreach_bands(b["outreach"]["platform"], console)

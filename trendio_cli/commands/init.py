@@ -24,5 +24,8 @@ def init_project(directory: Path, *, ledger_name: str = "trendio.db", force: boo
     for name, target in zip(STARTER_FILES, targets):
         target.write_bytes((starter / name).read_bytes())
     ledger_path = directory / ledger_name
+    # never overwritten, not even with --force: it may hold invitations, the record of who was invited
+    kept = ledger_path.exists()
     Ledger.open(ledger_path).close()
-    return {"directory": str(directory), "files": [str(t) for t in targets], "ledger": str(ledger_path)}
+    return {"directory": str(directory), "files": [str(t) for t in targets], "ledger": str(ledger_path),
+            "ledger_kept": kept}

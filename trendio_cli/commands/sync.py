@@ -25,6 +25,7 @@ from trendio_cli.campaign import Lifecycle, Limits
 from trendio_cli.executor import ExecuteOptions, Executor, collaborations_in
 from trendio_cli.inputs import load_campaign_inputs
 from trendio_cli.ledger import EXPIRED, Ledger, iso, parse_iso
+from trendio_cli.quota import latest_limits
 
 MAX_PAGES = 200  # per status and brand: 20,000 collaborations
 COUNTS = ("invited", "showcased", "content", "products")
@@ -63,13 +64,8 @@ def _rules(ledger: Ledger, brand: str, campaign_id: str | None,
     specs = given or ledger.campaign_specs(brand)
     if campaign_id:
         specs = {k: v for k, v in specs.items() if k == campaign_id} or {campaign_id: {}}
-    limits = Limits()
-    lifecycles: dict[str, Lifecycle] = {}
-    for i, (name, spec) in enumerate(specs.items()):
-        if i == 0 and spec.get("limits"):
-            limits = Limits.model_validate(spec["limits"])
-        lifecycles[name] = Lifecycle.model_validate(spec.get("lifecycle") or {})
-    return limits, lifecycles
+    _, limits = latest_limits(specs)
+    return limits, {name: Lifecycle.model_validate(spec.get("lifecycle") or {}) for name, spec in specs.items()}
 
 
 async def _sync_brand(brand: str, campaign_id: str | None, ledger_path: str, url: str,
