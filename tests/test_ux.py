@@ -280,6 +280,10 @@ def test_quota_counts_against_the_limits_the_brand_ran_under_and_names_their_cam
     shown = run_cli("quota", env=env, check=0).stdout
     assert f"{brand['requests']['used']} / 503" in shown and "/ 3000" in shown
     assert "limits of campaign spring-small" in shown
+    # the ops dashboard counts each brand against the same limits
+    ops = json_out(run_cli("dashboard", "ops", "--json", env=env, check=0))
+    row = next(b for b in ops["brands"] if b["brand"] == brand["brand"])
+    assert row["limit"] == 503 and row["used"] == brand["requests"]["used"]
     # a brand that never recorded a campaign is counted against the platform's defaults, and says so
     with Ledger.open(str(ledger)) as led:
         led.start_run(brand="other", campaign=None, command="sync")

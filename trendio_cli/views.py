@@ -52,12 +52,13 @@ def ops_snapshot(ledger: Ledger, now: datetime | None = None, minutes: int = 10,
     # fifth of a second's start-up that the merchant dashboard and the report never use
     from trendio_cli.api.answers import Outcome
     from trendio_cli.campaign import Limits
-    from trendio_cli.quota import QuotaDay
+    from trendio_cli.quota import QuotaDay, latest_limits
 
     error_outcomes = {o.value for o in Outcome} - {Outcome.OK.value}
     # answers that ask for the request again (what execute counts as retries)
     retry_outcomes = (Outcome.RATE_LIMITED.value, Outcome.TRANSIENT.value)
     now = now or datetime.now(timezone.utc)
+    given = limits
     limits = limits or Limits()
     day = QuotaDay.at(now, limits.quota_timezone)
     since_day = iso(day.starts_at.timestamp())
@@ -80,10 +81,12 @@ def ops_snapshot(ledger: Ledger, now: datetime | None = None, minutes: int = 10,
     locks = {row["brand"]: row for row in ledger.locks()}
     rows = []
     for brand in brands:
-        used = ledger.calls_used(brand, day.day)
+        # each brand's quota as `quota` shows it: the limits its latest campaign ran under, on its quota day
+        own = given or latest_limits(ledger.campaign_specs(brand))[1]
+        used = ledger.calls_used(brand, QuotaDay.at(now, own.quota_timezone).day)
         b = per_brand[brand]
-        rows.append({"brand": brand, "used": used, "left": max(0, limits.daily_requests - used),
-                     "limit": limits.daily_requests, "by_endpoint": dict(b["by_endpoint"]), "errors": b["errors"],
+        rows.append({"brand": brand, "used": used, "left": max(0, own.daily_requests - used),
+                     "limit": own.daily_requests, "by_endpoint": dict(b["by_endpoint"]), "errors": b["errors"],
                      "pending": pending.get(brand, 0), "lock": locks.get(brand)})
     buckets = ledger.calls_per_bucket(since_recent)
     rate = [{"at": t + "0", "requests_per_second": round(n / 10, 2)} for t, n in buckets]
