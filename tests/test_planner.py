@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from helpers import campaign_dict
 from trendio_cli.campaign import Campaign
 from trendio_cli.creators import Creator
-from trendio_cli.planner import LedgerState, create_fields, make_plan
+from trendio_cli.planner import LedgerState, Plan, create_fields, make_plan
 
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=timezone.utc)  # a Wednesday
 
@@ -147,7 +147,7 @@ def test_the_weeks_outreach_is_spread_over_its_active_days():
     assert make_plan(new_seller, creators(10), state(), monday).outreach["limit"] == 1000
 
 
-def test_the_platforms_outreach_figures_replace_the_seller_tier_guess_unless_set_on_purpose():
+def test_the_platforms_outreach_figures_replace_the_seller_tier_guess_unless_set_on_purpose(tmp_path):
     from trendio_cli.quota import OutreachWeek
 
     monday = datetime(2026, 11, 23, 15, 0, tzinfo=timezone.utc)
@@ -167,6 +167,16 @@ def test_the_platforms_outreach_figures_replace_the_seller_tier_guess_unless_set
     assert make_plan(chosen, pool, counted, monday).pairs == 3 * 100  # weekly_outreach set on purpose still caps
     free = make_plan(guessed, pool, unlimited, monday)
     assert free.pairs == 3 * 3000 and free.outreach["limit"] is None and free.outreach["week_ahead"] == []
+    saved = tmp_path / "plan.json"  # and a plan saved so loads again
+    free.save(saved)
+    assert Plan.load(saved).outreach["limit"] is None
+    # figures without their week's span count only if read this week
+    last_week = state(platform_outreach=("2026-11-20T14:00:00.000000Z", {"unlimited": False, "quota_sum": "10000",
+                                                                         "quota_use": "0"}))
+    this_week = state(platform_outreach=("2026-11-23T14:00:00.000000Z", {"unlimited": False, "quota_sum": "10000",
+                                                                         "quota_use": "0"}))
+    assert make_plan(guessed, pool, last_week, monday).pairs == 3 * 200
+    assert make_plan(guessed, pool, this_week, monday).pairs == 3 * 2000
     # the largest creator the shop may reach this week: those above it are left out, not refused one by one
     capped = state(platform_outreach=("2026-11-23T14:00:00Z", {"unlimited": True, "reached_max_follower_cnt": "4999",
                                                                  **span}))

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 
 from helpers import json_out, run_cli, write_campaign
-from trendio_cli.ledger import Ledger
+from trendio_cli.ledger import Ledger, parse_iso
 from trendio_cli.sandbox.server import SandboxServer
 from trendio_cli.sandbox.state import SandboxSettings
 
@@ -298,3 +298,68 @@ def test_a_window_with_more_orders_than_one_sync_reads_is_read_in_halves_and_not
             conn.execute("DELETE FROM sync_state")
         whole = json_out(run_cli("sync", "--json", env=env, check=0))["brands"][0]
     assert whole["orders_new"] == 0 and whole["order_pages"] == 1
+
+
+def _claimed(ledger: Path, ago: timedelta) -> datetime:
+    """Make the brand's invitations look claimed `ago` before now: the orders' window starts there."""
+    at = (datetime.now(timezone.utc) - ago).replace(microsecond=0)
+    with sqlite3.connect(ledger) as conn:
+        conn.execute("UPDATE invitations SET claimed_at = ?", (at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),))
+    return at
+
+
+def _sync_value(ledger: Path, name: str):
+    with Ledger.open(ledger, readonly=True) as led:
+        return led.sync_value("testbrand", name)
+
+
+def test_an_order_read_that_fails_midway_keeps_what_it_read_and_where_it_got_to(tmp_path: Path):
+    campaign = write_campaign(tmp_path, 10, limits={"creators_per_request": 10})
+    ledger = tmp_path / "l.db"
+    with SandboxServer(SandboxSettings(ineligible_permille=0)) as sb:
+        env = env_for(sb, ledger)
+        run_cli("execute", campaign, "--yes", env=env, check=0)
+        start = _claimed(ledger, timedelta(days=10))
+        huge = {"data": {"orders": [], "next_page_token": "more", "total_count": 1_000_000}}
+        older_half = {"data": {"orders": [], "next_page_token": "", "total_count": 0}}
+        sb.script("search_orders", [huge, older_half, {"code": 98001004, "message": "invalid params"}])
+        run_cli("sync", "--json", env=env, check=None)
+        read_to = _sync_value(ledger, "orders_read_to")
+        # the older half was read: the next sync starts from its end, not from the beginning again
+        assert read_to and parse_iso(read_to) > start.timestamp() + 4 * 86400, read_to
+        again = json_out(run_cli("sync", "--json", env=env, check=0))["brands"][0]
+    assert again["orders_cut_off"] is False and _sync_value(ledger, "orders_read_at")
+
+
+def test_an_hour_with_more_orders_than_a_sync_reads_is_said_and_does_not_hold_up_the_rest(tmp_path: Path):
+    from trendio_cli.commands.sync import MAX_PAGES
+
+    campaign = write_campaign(tmp_path, 10, limits={"creators_per_request": 10})
+    ledger = tmp_path / "l.db"
+    with SandboxServer(SandboxSettings(ineligible_permille=0)) as sb:
+        env = env_for(sb, ledger)
+        run_cli("execute", campaign, "--yes", env=env, check=0)
+        start = _claimed(ledger, timedelta(hours=3))
+        with Ledger.open(ledger) as led:  # an earlier sync already narrowed the slices to an hour
+            led.set_sync_value("testbrand", "orders_span_s", "3600")
+            led.set_sync_value("testbrand", "orders_read_to", start.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+        sb.script("search_orders", [{"data": {"orders": [], "next_page_token": "more"}}] * MAX_PAGES)
+        dense = run_cli("sync", env={**env, "COLUMNS": "200"}, check=0)
+        assert "an hour with more orders than one sync reads" in " ".join(dense.stdout.split())
+        assert parse_iso(_sync_value(ledger, "orders_read_to")) == start.timestamp() + 3600
+        later = json_out(run_cli("sync", "--json", env=env, check=0))["brands"][0]
+    assert later["orders_cut_off"] is False and _sync_value(ledger, "orders_read_at")
+
+
+def test_a_cursor_ahead_of_this_machines_clock_is_no_crash(tmp_path: Path):
+    campaign = write_campaign(tmp_path, 10, limits={"creators_per_request": 10})
+    ledger = tmp_path / "l.db"
+    with SandboxServer(SandboxSettings(ineligible_permille=0)) as sb:
+        env = env_for(sb, ledger)
+        run_cli("execute", campaign, "--yes", env=env, check=0)
+        ahead = (datetime.now(timezone.utc) + timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        with Ledger.open(ledger) as led:  # written by a machine whose clock runs ahead (a shared ledger)
+            led.set_sync_value("testbrand", "orders_span_s", "3600")
+            led.set_sync_value("testbrand", "orders_read_to", ahead)
+        result = json_out(run_cli("sync", "--json", env=env, check=0))["brands"][0]
+    assert result["exit_code"] == 0 and result["order_pages"] == 1 and _sync_value(ledger, "orders_read_at")

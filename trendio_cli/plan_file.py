@@ -133,7 +133,7 @@ class WeekDayDoc(_Model):
 
 
 class OutreachDoc(_Model):
-    limit: Count
+    limit: Count | None  # None: the platform reports the shop's outreach unlimited
     used: Count
     after: Count
     resets_at: Text

@@ -25,7 +25,7 @@ from trendio_cli.api.endpoints import (
 from trendio_cli.campaign import WEEKDAYS, Campaign, Tier
 from trendio_cli.creators import Creator, bulk
 from trendio_cli.errors import BadInput
-from trendio_cli.ledger import Ledger, iso
+from trendio_cli.ledger import Ledger, iso, parse_iso
 from trendio_cli.matching import LEARN_FROM_ROWS, Outcome, OutcomeModel, Scorer
 from trendio_cli.quota import OutreachWeek, QuotaDay, local_day_bounds
 
@@ -311,7 +311,7 @@ def make_plan(
     score = scorer_for(campaign, state, today)
     candidate_pairs, n_min = 0, len(product_ids)
     plain_ids = state.plain_ids
-    platform = platform_outreach(state.platform_outreach, now)
+    platform = platform_outreach(state.platform_outreach, now, OutreachWeek.at(now, campaign.limits))
     # the largest creator the shop's GMV tier may reach this week: a create to one above it is refused (16024021)
     ceiling = platform["max_followers"] if platform is not None and platform["max_followers"] else None
     for c in creators:
@@ -530,9 +530,11 @@ def _pick(values: list[str], keep: list[int]) -> list[str]:
     return [values[i] for i in keep] if values else []
 
 
-def platform_outreach(snapshot: tuple[str, dict[str, Any]] | None, now: datetime) -> dict[str, Any] | None:
-    """The outreach quota endpoint's figures as last read, if they are of the week containing `now`: the
-    shop's total, used and left (None when unlimited), and each band of creator levels, bonus first."""
+def platform_outreach(snapshot: tuple[str, dict[str, Any]] | None, now: datetime,
+                      week: OutreachWeek) -> dict[str, Any] | None:
+    """The outreach quota endpoint's figures as last read, if they are of the week containing `now` (by
+    their own span, or else by when they were read): the shop's total, used and left (None when unlimited),
+    and each band of creator levels, bonus first."""
     if snapshot is None:
         return None
     read_at, data = snapshot
@@ -547,6 +549,13 @@ def platform_outreach(snapshot: tuple[str, dict[str, Any]] | None, now: datetime
     start, end = number(data.get("start_time")), number(data.get("end_time"))
     if start is not None and end is not None and not start <= now.timestamp() < end:
         return None  # another week's figures
+    if start is None or end is None:
+        try:
+            read = parse_iso(read_at)
+        except ValueError:
+            read = 0.0
+        if read < week.starts_at.timestamp():
+            return None  # no span, and read before this week began (or when unknown): another week's
     unlimited = data.get("unlimited") is True
     total, used = number(data.get("quota_sum")), number(data.get("quota_use"))
     bands = []

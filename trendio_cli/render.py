@@ -300,6 +300,9 @@ def sync_view(result: dict[str, Any], console: Console = stdout) -> None:
         if b.get("orders_cut_off"):
             line(console, clean(b["brand"]), Text(": more orders than one sync reads", "yellow"),
                  f" ({b['order_pages']} pages); what was read is kept and the next sync goes on from there")
+        if b.get("orders_skipped"):
+            line(console, clean(b["brand"]), Text(": an hour with more orders than one sync reads", "yellow"),
+                 "; the rest of that hour was left unread so that later orders are not held up")
         for e in b["errors"]:
             line(console, clean(b["brand"]), ": stopped: ", clean(e.get("message")))
 

@@ -39,7 +39,7 @@ def quota_view(ledger_path: str, brand: str | None = None, limits: Limits | None
                              "left": max(0, rules.outreach_per_week - outreach),
                              "resets_at": in_zone(week.resets_at, rules.outreach_timezone),
                              # the platform's own figures, as the last run read them (where it offers them)
-                             "platform": platform_outreach(outreach_snapshot(ledger, b), now)},
+                             "platform": platform_outreach(outreach_snapshot(ledger, b), now, week)},
             })
     return {"brands": rows}
 

@@ -98,7 +98,8 @@ async def _sync_brand(brand: str, campaign_id: str | None, ledger_path: str, url
         stop = ex.stop
         exit_code = stop.exit_code if stop else (1 if ex.errors and not follow.pages else 0)
         counts = {"requests": ex.counts.requests, "pages": follow.pages, "details": follow.details,
-                  "order_pages": follow.order_pages, "orders_cut_off": follow.orders_cut_off, "changed": changed,
+                  "order_pages": follow.order_pages, "orders_cut_off": follow.orders_cut_off,
+                  "orders_skipped": follow.orders_skipped, "changed": changed,
                   "collaborations_watched": follow.watched, "collaborations_ended": follow.ended,
                   "orders_new": follow.orders_new, "orders_updated": follow.orders_updated,
                   "gmv_new": round(follow.gmv_new, 2), "flagged_unresponsive": len(flagged),
@@ -126,7 +127,7 @@ class Follow:
         self.orders_new = self.orders_updated = 0
         self.gmv_new = 0.0
         self.any_change = False
-        self.orders_cut_off = False
+        self.orders_cut_off = self.orders_skipped = False
 
     async def collaborations(self, watched: dict[str, dict[str, Any]]) -> None:
         self.watched = len(watched)
@@ -224,20 +225,22 @@ class Follow:
         # go by, in slices of the span it could not finish.
         span = int(self.ledger.sync_value(self.brand, "orders_span_s") or 0) or None
         end = int(now_ts)
-        starts = list(range(int(since), end, span)) if span else [int(since)]
+        starts = (list(range(int(since), end, span)) if span else []) or [int(since)]
         windows: list[tuple[int, int | None]] = [(a, b) for a, b in zip(starts, [*starts[1:], None])]
         read_to, complete = starts[0], False
         pages_left = MAX_PAGES
         lo, hi = windows[0]
         token: str | None = None
-        while windows and pages_left:
+        failed = skipped = False
+        while windows and pages_left and not failed:
             lo, hi = windows.pop(0)
             token = None
             while pages_left:
                 answer = await self.ex.read(self.client.prepare_search_orders(
                     create_time_ge=lo, create_time_lt=hi, page_token=token), purpose="sync", record_failure=True)
                 if answer is None:
-                    return  # the cursor stays: the next sync reads the same window again
+                    failed = True  # what is read is kept; the cursor moves to where the read is complete
+                    break
                 pages_left -= 1
                 self.order_pages += 1
                 for order in answer.data.get("orders") or []:
@@ -255,6 +258,11 @@ class Follow:
                     mid = lo + ((hi or end) - lo) // 2  # more than this sync can read: halves, oldest first
                     windows[:0] = [(lo, mid), (mid, hi)]
                     break
+            else:
+                if hi is not None and (hi - lo) <= MIN_ORDER_WINDOW_S and lo == starts[0]:
+                    # a slice as narrow as it gets that a whole sync cannot finish: it would stall every sync
+                    # from here on, so the rest of it is left unread, and said
+                    read_to, skipped = hi, True
         before = self.ledger.orders_gmv(self.brand)
         self.orders_new, self.orders_updated = self.ledger.upsert_orders(self.brand, rows)
         self.gmv_new = self.ledger.orders_gmv(self.brand) - before
@@ -263,11 +271,14 @@ class Follow:
             self.ledger.set_sync_value(self.brand, "orders_read_to", "")
             self.ledger.set_sync_value(self.brand, "orders_span_s", "")
             return
-        # more orders than one sync reads: what was read is kept, and the next sync goes on from where the
-        # read is known complete; cut short inside a slice with no total to go by, in narrower slices
-        self.orders_cut_off = True
-        self.ledger.set_sync_value(self.brand, "orders_read_to", iso(float(read_to)))
-        if token and lo == read_to:
+        # more orders than one sync reads (or a page that failed): what was read is kept, and the next sync
+        # goes on from where the read is known complete; cut short inside a slice with no total to go by, in
+        # narrower slices
+        self.orders_cut_off = not failed
+        self.orders_skipped = skipped
+        if read_to > starts[0] or self.ledger.sync_value(self.brand, "orders_read_to"):
+            self.ledger.set_sync_value(self.brand, "orders_read_to", iso(float(read_to)))
+        if token and lo == read_to and not failed:
             self.ledger.set_sync_value(self.brand, "orders_span_s",
                                        str(max(MIN_ORDER_WINDOW_S, ((hi or end) - lo) // 2)))
 
