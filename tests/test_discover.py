@@ -1,8 +1,10 @@
 """trendio creators discover over real HTTP against the sandbox's marketplace: pages with the first answer's
 search_key, writes a creators file validate accepts, extends it without duplicates, stays within its request
 budget and outside the reserve, stops paging on a repeated page token or on empty pages, and reads the open
-top GMV and units-sold bands as their minimum; and the saved-plan flow keeps creator attributes in the ledger
-too."""
+top GMV and units-sold bands as their minimum; starts a campaign's creators file (missing, empty or a header
+alone) that `plan` then invites from, by the marketplace's category ids and whatever the unknown last activity;
+exits 4 when --max-requests leaves creators to find; and the saved-plan flow keeps creator attributes in the
+ledger too."""
 
 from __future__ import annotations
 
@@ -12,10 +14,12 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+import yaml
 
-from helpers import json_out, run_cli, write_campaign
+from helpers import campaign_dict, json_out, run_cli, write_campaign
 from trendio_cli.commands.discover import creator_row
 from trendio_cli.creators import load_creators
+from trendio_cli.sandbox.marketplace import CATEGORY_IDS
 from trendio_cli.sandbox.server import SandboxServer
 from trendio_cli.sandbox.state import SandboxSettings
 
@@ -30,8 +34,9 @@ def test_discover_writes_a_valid_creators_file_within_its_budget_and_extends_it_
     with SandboxServer(SandboxSettings(ineligible_permille=0, marketplace_size=2000)) as sb:
         env = env_for(sb, ledger)
         first = json_out(run_cli("creators", "discover", "--brand", "glowlab", "--out", out, "--min-followers",
-                                 "5000", "--limit", "50", "--max-requests", "2", "--json", env=env, check=0))
+                                 "5000", "--limit", "50", "--max-requests", "2", "--json", env=env, check=4))
         assert first["requests"] == 2 and first["pages"] == 2 and first["added"] == 40  # 2 pages of 20
+        assert first["stop_reason"] == "max_requests"  # 10 more to find: work for a later run
         file = load_creators(out)
         assert not file.errors and len(file.creators) == 40
         assert all(c.followers >= 5000 and len(c.creator_id) > 30 for c in file.creators)
@@ -66,6 +71,83 @@ def test_discover_never_spends_the_reserve(tmp_path: Path):
     doc = json_out(proc)
     assert proc.returncode == 4 and doc["requests"] == 2  # 20 a day, 18 kept for syncs
     assert doc["stop_reason"] == "daily_quota"
+
+
+def test_max_requests_leaves_work_for_a_later_run_and_the_last_page_is_done(tmp_path: Path):
+    with SandboxServer(SandboxSettings(ineligible_permille=0)) as sb:
+        env = env_for(sb, tmp_path / "l.db")
+        stopped = run_cli("creators", "discover", "--brand", "b", "--out", tmp_path / "f.csv", "--limit", "100",
+                          "--max-requests", "2", env=env)
+        sb.script("search_creators", [{"data": {"creators": [marketplace_creator("c1")], "next_page_token": ""}}])
+        done = json_out(run_cli("creators", "discover", "--brand", "b", "--out", tmp_path / "g.csv", "--limit",
+                                "100", "--max-requests", "2", "--json", env=env))
+    assert stopped.returncode == 4 and "40 creator(s) added" in stopped.stdout
+    assert "stopped: max_requests" in stopped.stdout
+    assert done["exit_code"] == 0 and done["stop_reason"] is None and done["added"] == 1
+
+
+def discovery_campaign(directory: Path, creators_file: str, **targeting) -> Path:
+    """A campaign whose creators file is for `creators discover` to write; every creator it could invite
+    counts, however long ago it was active, unless its targeting says otherwise."""
+    directory.mkdir(parents=True, exist_ok=True)
+    doc = campaign_dict(targeting=targeting or None)
+    doc["creators"] = {"file": creators_file}
+    path = directory / "campaign.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+@pytest.mark.parametrize("start", ["missing", "empty", "header only"])
+def test_discover_starts_the_campaigns_creators_file_and_plan_invites_from_it(tmp_path: Path, start: str):
+    # an unknown last activity (the marketplace gives none) is not inactivity
+    campaign = discovery_campaign(tmp_path, "found.csv", active_within_days=120)
+    out = tmp_path / "found.csv"
+    if start != "missing":
+        out.write_text("" if start == "empty" else "creator_id,handle,followers,category,note\n")
+    with SandboxServer(SandboxSettings(ineligible_permille=0)) as sb:
+        env = env_for(sb, tmp_path / "l.db")
+        found = json_out(run_cli("creators", "discover", "--campaign", campaign, "--out", out, "--limit", "60",
+                                 "--json", env=env, check=0))
+        run_cli("validate", campaign, env=env, check=0)
+        plan = json_out(run_cli("plan", campaign, "--json", env=env, check=0))["plan"]
+    assert found["added"] == 60 and len(load_creators(out).creators) == 60
+    assert plan["creators"] > 0 and not any(k.startswith("targeting") for k in plan["skipped"])
+    if start == "header only":  # its own columns kept, the discovered ones added
+        assert next(csv.reader(out.open()))[:5] == ["creator_id", "handle", "followers", "category", "note"]
+
+
+def test_discover_still_refuses_to_extend_a_malformed_creators_file(tmp_path: Path):
+    campaign = discovery_campaign(tmp_path, "found.csv")
+    (tmp_path / "found.csv").write_text("handle,followers\nmia,100\n")
+    with SandboxServer(SandboxSettings(ineligible_permille=0)) as sb:
+        proc = run_cli("creators", "discover", "--campaign", campaign, "--out", tmp_path / "found.csv",
+                       env=env_for(sb, tmp_path / "l.db"), check=2)
+        assert sb.stats()["by_endpoint"].get("search_creators", 0) == 0
+    assert "no creator_id column" in proc.stderr
+    assert (tmp_path / "found.csv").read_text() == "handle,followers\nmia,100\n"
+
+
+def test_plan_targets_the_marketplaces_category_ids_that_discover_writes(tmp_path: Path):
+    beauty, fashion = CATEGORY_IDS["beauty"], CATEGORY_IDS["fashion"]
+    by_id = discovery_campaign(tmp_path / "ids", "found.csv", categories=[int(beauty), fashion])
+    by_name = discovery_campaign(tmp_path / "names", "found.csv", categories=["beauty", "fashion"])
+    with SandboxServer(SandboxSettings(ineligible_permille=0)) as sb:
+        env = env_for(sb, tmp_path / "l.db")
+        run_cli("creators", "discover", "--campaign", by_id, "--out", tmp_path / "ids" / "found.csv", "--limit",
+                "100", env=env, check=0)
+        (tmp_path / "names" / "found.csv").write_bytes((tmp_path / "ids" / "found.csv").read_bytes())
+        targeted = json_out(run_cli("plan", by_id, "--json", env=env, check=0))["plan"]
+        named = run_cli("plan", by_name, "--json", env=env, check=0)
+        checked = run_cli("validate", by_name, env=env, check=0)
+    rows = list(csv.DictReader((tmp_path / "ids" / "found.csv").open()))
+    wanted = sum(1 for r in rows if r["category"] in (beauty, fashion))
+    assert 0 < wanted < len(rows) and targeted["creators"] > 0
+    assert targeted["skipped"]["targeting: category"] == len(rows) - wanted
+    # names cannot match the ids: every creator is left out, and both commands say why
+    assert json_out(named)["plan"]["creators"] == 0
+    for proc in (named, checked):
+        assert "warning: targeting.categories: no creator in the creators file has one of these" in proc.stderr
+        assert "the marketplace's category ids" in proc.stderr
 
 
 def test_the_saved_plan_flow_keeps_creator_attributes_in_the_ledger(tmp_path: Path):

@@ -158,6 +158,12 @@ def parse_product_id(value: Any) -> str:
     return text
 
 
+def parse_category(value: Any) -> Any:
+    """A targeted category: a name, or the marketplace's category id (what `creators discover` writes), which
+    YAML reads as a number when it is not quoted."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
 def check_slug(value: str) -> str:
     if not (len(value) <= MAX_SLUG and re.fullmatch(r"[a-z0-9][a-z0-9_-]*", value)):
         raise ValueError(f"{shown(value)} must be 1 to {MAX_SLUG} lowercase letters, digits, '-' or '_', "
@@ -192,6 +198,7 @@ Commission = Annotated[int, BeforeValidator(parse_commission)]
 Weekday = Annotated[str, BeforeValidator(parse_weekday)]
 TimeZone = Annotated[str, BeforeValidator(parse_timezone)]
 ProductId = Annotated[str, BeforeValidator(parse_product_id)]
+Category = Annotated[str, BeforeValidator(parse_category), Field(max_length=256)]
 Slug = Annotated[str, AfterValidator(check_slug)]
 Email = Annotated[str, AfterValidator(check_email)]
 MessageText = Annotated[str, AfterValidator(check_text)]
@@ -270,11 +277,19 @@ class Limits(Strict):
 class Targeting(Strict):
     min_followers: int | None = Field(default=None, ge=0, le=MAX_FOLLOWERS)
     max_followers: int | None = Field(default=None, ge=0, le=MAX_FOLLOWERS)
-    categories: list[Annotated[str, Field(max_length=256)]] | None = Field(default=None, min_length=1,
-                                                                          max_length=10_000)
+    categories: list[Category] | None = Field(default=None, min_length=1, max_length=10_000)
     min_gmv_30d: float | None = Field(default=None, ge=0, le=MAX_GMV)
     min_engagement_rate: float | None = Field(default=None, ge=0, le=1)
     active_within_days: int | None = Field(default=None, ge=1, le=3650)
+
+    @functools.cached_property
+    def _categories(self) -> frozenset[str] | None:
+        return None if self.categories is None else frozenset(x.lower() for x in self.categories)
+
+    def wants_category(self, category: str | None) -> bool:
+        """Whether a creator of this category (the creators file's `category`) is targeted: the same text as
+        one of `categories`, case aside. Names and the marketplace's ids are both text, never mapped."""
+        return self._categories is None or (category or "").lower() in self._categories
 
 
 GMV_RANGES = ("GMV_RANGE_0_100", "GMV_RANGE_100_1000", "GMV_RANGE_1000_10000", "GMV_RANGE_10000_AND_ABOVE")
@@ -766,8 +781,10 @@ class ParsedCampaign:
         if not isinstance(self.data, dict) or "" in self.failed or self.failed & set(reads):
             return None
         parsed = {k: v for k, v in self.data.items() if k not in self.failed}
+        # a field the check reads and the file leaves out takes the model's default, never the starter's
+        filler = {k: v for k, v in _starter_campaign().items() if k not in reads}
         try:
-            return Campaign.model_validate({**_starter_campaign(), **parsed})
+            return Campaign.model_validate({**filler, **parsed})
         except ValidationError:  # the fields that parsed do not go together with the starter's
             return None
 

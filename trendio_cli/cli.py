@@ -727,10 +727,11 @@ def creators_discover_cmd(
     request counted against the brand's daily quota, outside the reserve kept for syncs, and never more
     than `--max-requests`. Creators already in the file are not added twice; its rows are kept.
     """
+    from trendio_cli.campaign import load_campaign
     from trendio_cli.commands.discover import discover, discover_filters
-    from trendio_cli.inputs import load_campaign_inputs
 
-    spec = load_campaign_inputs(campaign).campaign if campaign else None
+    # the campaign alone: its creators file may not exist yet, or be empty (discovery is how one starts)
+    spec = load_campaign(campaign) if campaign else None
     brand = brand or (spec.brand if spec else None)
     if not brand:
         raise BadInput("say whose quota the search spends: --brand B or --campaign FILE")

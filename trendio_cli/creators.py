@@ -31,6 +31,9 @@ MAX_USER_ID = 64  # the legacy plain id: digits
 MAX_TEXT = 256  # a handle or a category
 MAX_JSON_DEPTH = 20  # for values of extra JSONL keys, kept as they are
 ID_RULE = f"a creator id is 1 to {MAX_ID} ASCII letters, digits, '-' or '_' (a Creator Open ID)"
+# A file that can be read but holds no creator yet: nothing to plan, but where `creators discover` starts.
+EMPTY_FILE = "the file is empty: it needs a header row with creator_id"
+NO_CREATORS = "no creators in the file"
 
 
 def valid_creator_id(value: Any) -> bool:
@@ -69,6 +72,11 @@ class CreatorsFile:
     @property
     def errors(self) -> list[Problem]:
         return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def holds_no_creators(self) -> bool:
+        """Empty, or a header alone, and nothing else wrong with it."""
+        return not self.creators and all(p.message in (EMPTY_FILE, NO_CREATORS) for p in self.errors)
 
 
 def _number_text(value: Any) -> str:
@@ -448,7 +456,7 @@ def parse_creators(text: str, file: str, fmt: str) -> tuple[list[Creator], list[
             rows = _csv_rows(text, file, problems)
         first = next(rows, None)
         if first is None:
-            return [], problems or [Problem(file, 1, 1, "the file is empty: it needs a header row with creator_id")]
+            return [], problems or [Problem(file, 1, 1, EMPTY_FILE)]
         if first[0] != 1:
             return [], problems  # the header itself could not be read
         header = [h.strip() for h in first[1]]
@@ -473,7 +481,7 @@ def parse_creators(text: str, file: str, fmt: str) -> tuple[list[Creator], list[
                 creator = _row_to_creator(dict(zip(header, row)), line, file, problems, columns)
             add(creator)
     if not creators and not [p for p in problems if p.severity == "error"]:
-        problems.append(Problem(file, 1, 1, "no creators in the file"))
+        problems.append(Problem(file, 1, 1, NO_CREATORS))
     return list(creators.values()), problems
 
 

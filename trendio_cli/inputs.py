@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -79,6 +80,8 @@ def check_campaign(path: Path, now: datetime | None = None) -> tuple[Campaign | 
     if cfile is not None:
         if (fits := parsed.draft(("message", "tiers", "products", "brand", "campaign"))) is not None:
             problems.extend(_messages_fit(fits, parsed, cfile.creators))
+        if (targeted := parsed.draft(("targeting",))) is not None:
+            problems.extend(_categories_found(targeted, parsed, cfile.creators))
         if (legacy := parsed.draft(("api", "tiers"))) is not None:
             found = [*found, *legacy_ids_missing(legacy, cfile.creators, str(cfile.path))]
     problems.sort(key=lambda p: (p.line, p.col))
@@ -121,6 +124,25 @@ def _messages_fit(campaign: Campaign, parsed: ParsedCampaign, creators: list[Cre
         if not own:
             break  # the same message for every tier: once is enough
     return out
+
+
+def _categories_found(campaign: Campaign, parsed: ParsedCampaign, creators: list[Creator]) -> list[Problem]:
+    """Targeted categories no creator has would leave every creator out of every plan: say so, and why when
+    the file has the marketplace's numeric category ids (as `creators discover` writes them) and the campaign
+    names categories."""
+    targeting = campaign.targeting
+    if targeting is None or targeting.categories is None or not creators:
+        return []
+    if any(targeting.wants_category(c.category) for c in creators):
+        return []
+    common = [name for name, _ in Counter(c.category for c in creators if c.category).most_common(5)]
+    found = f"most common in the file: {', '.join(common)}" if common else "the file gives none"
+    message = (f"targeting.categories: no creator in the creators file has one of these categories, so no one is "
+               f"invited ({found})")
+    if common and all(name.isdigit() for name in common):
+        message += ("; these are the marketplace's category ids, as `creators discover` writes them: list the "
+                    "ids to target in categories")
+    return [Problem(parsed.file, *parsed.at("targeting", "categories"), message, "warning")]
 
 
 def legacy_ids_missing(campaign: Campaign, creators: Iterable[Creator], file: str) -> list[Problem]:

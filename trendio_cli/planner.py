@@ -178,14 +178,15 @@ def targeting_reason(campaign: Campaign, c: Creator, today: date) -> str | None:
         return "targeting: too few followers"
     if t.max_followers is not None and (c.followers or 0) > t.max_followers:
         return "targeting: too many followers"
-    if t.categories is not None and (c.category or "").lower() not in {x.lower() for x in t.categories}:
+    if not t.wants_category(c.category):
         return "targeting: category"
     if t.min_gmv_30d is not None and (c.gmv_30d or 0) < t.min_gmv_30d:
         return "targeting: 30-day GMV"
     if t.min_engagement_rate is not None and (c.engagement_rate or 0) < t.min_engagement_rate:
         return "targeting: engagement rate"
-    if t.active_within_days is not None and (
-        c.last_active is None or (today - c.last_active).days > t.active_within_days
+    # an unknown last activity (the marketplace does not give one) is not known to be inactive
+    if t.active_within_days is not None and c.last_active is not None and (
+        (today - c.last_active).days > t.active_within_days
     ):
         return "targeting: inactive"
     return None

@@ -172,8 +172,9 @@ async def _search(brand: str, creds: Any, url: str, ledger_path: str, limits: Li
                 if not token or paging_end:
                     break
         stop = ex.stop or paging_end
-        exit_code = stop.exit_code if stop and stop.reason != "max_requests" else (1 if ex.errors and not pages
-                                                                                   else 0)
+        # a quota or --max-requests stopping the search leaves creators to find (exit 4); the end of the
+        # marketplace's pages, or of its useful ones, is done (0)
+        exit_code = stop.exit_code if stop else (1 if ex.errors and not pages else 0)
         counts = {"pages": pages, "requests": ex.counts.requests}
         errors = list(ex.errors)
         if stop:
@@ -196,9 +197,13 @@ def _paging_end(token: str | None, used_tokens: set[str], empty_in_a_row: int) -
 
 
 def _existing(out: Path) -> set[str]:
+    """The creators already in the file. One not there yet, empty or a header alone is where discovery starts:
+    nothing is known yet. One with errors is not extended."""
     if not out.is_file():
         return set()
     file = load_creators(out)
+    if file.holds_no_creators:
+        return set()
     if file.errors:
         raise BadInput(f"{out}: cannot extend a creators file with errors (first: {file.errors[0]})",
                        hint="fix it (`trendio validate` on a campaign that names it shows every problem) or pick "
