@@ -3,20 +3,35 @@ let them back after the cooldown."""
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from helpers import json_out, run_cli, write_campaign
-from trendio_cli.ledger import Ledger, parse_iso
+from trendio_cli.ledger import Ledger, iso, parse_iso
 from trendio_cli.sandbox.server import SandboxServer
 from trendio_cli.sandbox.state import SandboxSettings
 
 
 def env_for(sb: SandboxServer, ledger: Path) -> dict[str, str]:
     return {"TRENDIO_BASE_URL": sb.url, "TRENDIO_LEDGER": str(ledger)}
+
+
+@contextlib.contextmanager
+def invited(tmp_path: Path, ledger: Path, creators: int = 10,
+            limits: dict[str, Any] | None = None) -> Iterator[tuple[SandboxServer, dict[str, str]]]:
+    """A sandbox and the environment to reach it, once `creators` are invited to 3 products (by default in
+    creates of 10)."""
+    campaign = write_campaign(tmp_path, creators, limits={"creators_per_request": 10} if limits is None else limits)
+    with SandboxServer(SandboxSettings(ineligible_permille=0)) as sb:
+        env = env_for(sb, ledger)
+        run_cli("execute", campaign, "--yes", env=env, check=0)
+        yield sb, env
 
 
 def states(ledger: Path) -> dict[str, int]:
@@ -85,11 +100,8 @@ def test_sync_moves_invitations_to_showcased_and_content_and_costs_what_it_says(
 
 
 def test_orders_are_recorded_once_and_refunds_update_them(tmp_path: Path):
-    campaign = write_campaign(tmp_path, 400)
     ledger = tmp_path / "l.db"
-    with SandboxServer(SandboxSettings(ineligible_permille=0)) as sb:
-        env = env_for(sb, ledger)
-        run_cli("execute", campaign, "--yes", env=env, check=0)
+    with invited(tmp_path, ledger, 400, limits={}) as (sb, env):
         httpx.post(f"{sb.url}/_sandbox/advance", json={"days": 10}).raise_for_status()
         first = json_out(run_cli("sync", "--json", env=env, check=0))["brands"][0]
         assert first["orders_new"] > 0 and first["gmv_new"] > 0
@@ -239,11 +251,8 @@ def test_platform_times_are_read_in_seconds_or_milliseconds():
 
 
 def test_a_collaboration_being_cancelled_is_found_without_reading_the_shops_history(tmp_path: Path):
-    campaign = write_campaign(tmp_path, 10, limits={"creators_per_request": 10})
     ledger = tmp_path / "l.db"
-    with SandboxServer(SandboxSettings(ineligible_permille=0)) as sb:
-        env = env_for(sb, ledger)
-        run_cli("execute", campaign, "--yes", env=env, check=0)
+    with invited(tmp_path, ledger) as (sb, env):
         (cid,) = {c for c, in sqlite3.connect(ledger).execute("SELECT DISTINCT collaboration_id FROM invitations")}
         # the seller has removed it: no longer VALID, listed as CANCELING until it ends
         sb.script("search_collaborations", [
@@ -259,11 +268,8 @@ def test_a_collaboration_being_cancelled_is_found_without_reading_the_shops_hist
 def test_more_orders_than_one_sync_reads_keep_the_cursor_and_say_so(tmp_path: Path):
     from trendio_cli.commands.sync import MAX_PAGES
 
-    campaign = write_campaign(tmp_path, 10, limits={"creators_per_request": 10})
     ledger = tmp_path / "l.db"
-    with SandboxServer(SandboxSettings(ineligible_permille=0)) as sb:
-        env = env_for(sb, ledger)
-        run_cli("execute", campaign, "--yes", env=env, check=0)
+    with invited(tmp_path, ledger) as (sb, env):
         sb.script("search_orders", [{"data": {"orders": [], "next_page_token": "more"}}] * MAX_PAGES)
         cut = run_cli("sync", env={**env, "COLUMNS": "200"}, check=0)
         with Ledger.open(ledger, readonly=True) as led:
@@ -278,15 +284,10 @@ def test_more_orders_than_one_sync_reads_keep_the_cursor_and_say_so(tmp_path: Pa
 
 
 def test_a_window_with_more_orders_than_one_sync_reads_is_read_in_halves_and_nothing_is_missed(tmp_path: Path):
-    campaign = write_campaign(tmp_path, 60)
     ledger = tmp_path / "l.db"
-    with SandboxServer(SandboxSettings(ineligible_permille=0)) as sb:
-        env = env_for(sb, ledger)
-        run_cli("execute", campaign, "--yes", env=env, check=0)
+    with invited(tmp_path, ledger, 60, limits={}) as (sb, env):
         httpx.post(f"{sb.url}/_sandbox/advance", json={"days": 10}).raise_for_status()
-        with sqlite3.connect(ledger) as conn:  # invited ten days ago by this machine's clock too: a long window
-            conn.execute("UPDATE invitations SET claimed_at = ?",
-                         ((datetime.now(timezone.utc) - timedelta(days=10)).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),))
+        _claimed(ledger, timedelta(days=10))  # ten days ago by this machine's clock too: a long window
         # three first pages that say a million orders: the window is halved three times, oldest half first
         huge = {"data": {"orders": [], "next_page_token": "more", "total_count": 1_000_000}}
         sb.script("search_orders", [huge] * 3)
@@ -304,7 +305,7 @@ def _claimed(ledger: Path, ago: timedelta) -> datetime:
     """Make the brand's invitations look claimed `ago` before now: the orders' window starts there."""
     at = (datetime.now(timezone.utc) - ago).replace(microsecond=0)
     with sqlite3.connect(ledger) as conn:
-        conn.execute("UPDATE invitations SET claimed_at = ?", (at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),))
+        conn.execute("UPDATE invitations SET claimed_at = ?", (iso(at.timestamp()),))
     return at
 
 
@@ -314,11 +315,8 @@ def _sync_value(ledger: Path, name: str):
 
 
 def test_an_order_read_that_fails_midway_keeps_what_it_read_and_where_it_got_to(tmp_path: Path):
-    campaign = write_campaign(tmp_path, 10, limits={"creators_per_request": 10})
     ledger = tmp_path / "l.db"
-    with SandboxServer(SandboxSettings(ineligible_permille=0)) as sb:
-        env = env_for(sb, ledger)
-        run_cli("execute", campaign, "--yes", env=env, check=0)
+    with invited(tmp_path, ledger) as (sb, env):
         start = _claimed(ledger, timedelta(days=10))
         huge = {"data": {"orders": [], "next_page_token": "more", "total_count": 1_000_000}}
         older_half = {"data": {"orders": [], "next_page_token": "", "total_count": 0}}
@@ -334,15 +332,12 @@ def test_an_order_read_that_fails_midway_keeps_what_it_read_and_where_it_got_to(
 def test_an_hour_with_more_orders_than_a_sync_reads_is_said_and_does_not_hold_up_the_rest(tmp_path: Path):
     from trendio_cli.commands.sync import MAX_PAGES
 
-    campaign = write_campaign(tmp_path, 10, limits={"creators_per_request": 10})
     ledger = tmp_path / "l.db"
-    with SandboxServer(SandboxSettings(ineligible_permille=0)) as sb:
-        env = env_for(sb, ledger)
-        run_cli("execute", campaign, "--yes", env=env, check=0)
+    with invited(tmp_path, ledger) as (sb, env):
         start = _claimed(ledger, timedelta(hours=3))
         with Ledger.open(ledger) as led:  # an earlier sync already narrowed the slices to an hour
             led.set_sync_value("testbrand", "orders_span_s", "3600")
-            led.set_sync_value("testbrand", "orders_read_to", start.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+            led.set_sync_value("testbrand", "orders_read_to", iso(start.timestamp()))
         sb.script("search_orders", [{"data": {"orders": [], "next_page_token": "more"}}] * MAX_PAGES)
         dense = run_cli("sync", env={**env, "COLUMNS": "200"}, check=0)
         assert "an hour with more orders than one sync reads" in " ".join(dense.stdout.split())
@@ -352,12 +347,9 @@ def test_an_hour_with_more_orders_than_a_sync_reads_is_said_and_does_not_hold_up
 
 
 def test_a_cursor_ahead_of_this_machines_clock_is_no_crash(tmp_path: Path):
-    campaign = write_campaign(tmp_path, 10, limits={"creators_per_request": 10})
     ledger = tmp_path / "l.db"
-    with SandboxServer(SandboxSettings(ineligible_permille=0)) as sb:
-        env = env_for(sb, ledger)
-        run_cli("execute", campaign, "--yes", env=env, check=0)
-        ahead = (datetime.now(timezone.utc) + timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    with invited(tmp_path, ledger) as (sb, env):
+        ahead = iso((datetime.now(timezone.utc) + timedelta(minutes=10)).timestamp())
         with Ledger.open(ledger) as led:  # written by a machine whose clock runs ahead (a shared ledger)
             led.set_sync_value("testbrand", "orders_span_s", "3600")
             led.set_sync_value("testbrand", "orders_read_to", ahead)
