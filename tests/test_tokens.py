@@ -172,6 +172,10 @@ def test_a_store_written_per_shop_is_still_read_and_then_shared_by_the_sellers_s
             "env_fingerprint": tokens.fingerprint("seller-access"), "brand": "glowlab"}
     store.path.write_text(json.dumps({"format": 1, "shops": {per_shop: pair}}))
     glowlab, sunday = credentials_for("glowlab", SHARED), credentials_for("sunday", SHARED)
+    before = store.path.read_bytes()
+    # a client that only signs (dry-run) reads it where it is and writes nothing
+    assert store.effective(glowlab, auth, adopt=False).access_token == "stored-access"
+    assert store.path.read_bytes() == before
     assert store.effective(glowlab, auth).access_token == "stored-access"  # still logged in
     assert store.effective(sunday, auth).access_token == "stored-access"  # and the seller's other shop too
     calls: list = []

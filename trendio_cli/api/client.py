@@ -191,6 +191,7 @@ class ApiClient:
         token_store: TokenStore | None = None,
         max_answer_bytes: int = MAX_ANSWER_BYTES,
         base_url_source: str = "",
+        writes_tokens: bool = True,
     ) -> None:
         self.base_url = check_base_url(base_url)
         self.base_url_source = base_url_source  # for messages: where the URL came from
@@ -199,8 +200,9 @@ class ApiClient:
         self.token_store = token_store or TokenStore()
         self.env_credentials = credentials
         # a pair refreshed earlier from the environment's token wins over it (tokens.py)
-        self.credentials = self.token_store.effective(credentials, self.auth_url) if credentials.shop_cipher \
-            else credentials
+        # (`writes_tokens=False`: a client that only signs, such as dry-run's, leaves the store as it is)
+        self.credentials = self.token_store.effective(credentials, self.auth_url, adopt=writes_tokens) \
+            if credentials.shop_cipher else credentials
         self.token_generation = 0  # grows at every token change: who met the old token knows it has changed
         self.clock = clock
         self.timeouts = timeouts

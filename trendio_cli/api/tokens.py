@@ -132,10 +132,14 @@ class TokenStore:
         """The pair stored for the credentials' authorization (shared by every shop it reaches)."""
         return self.get(authorization_key(creds, auth_url))
 
-    def effective(self, creds: Credentials, auth_url: str) -> Credentials:
-        """The credentials with the newest tokens: a stored pair refreshed from the environment's token wins."""
-        self._adopt_per_shop_pair(creds, auth_url)
+    def effective(self, creds: Credentials, auth_url: str, *, adopt: bool = True) -> Credentials:
+        """The credentials with the newest tokens: a stored pair refreshed from the environment's token wins.
+        With `adopt=False` nothing is written: an older store's per-shop pair is read where it is."""
+        if adopt:
+            self._adopt_per_shop_pair(creds, auth_url)
         stored = self.pair_for(creds, auth_url)
+        if stored is None and not adopt and creds.shop_cipher:
+            stored = self.get(_per_shop_key(creds, auth_url))
         if stored is None or stored.env_fingerprint != fingerprint(creds.env_access_token or creds.access_token):
             return creds
         return dataclasses.replace(creds, access_token=stored.access_token, refresh_token=stored.refresh_token,

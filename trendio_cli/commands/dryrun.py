@@ -36,7 +36,7 @@ def dry_run(source: Path, ledger_path: str, base_url: str | None, *, include_req
     except ConfigError:
         creds = credentials_for(None, {}, allow_sandbox_defaults=True)
         signed_with = "placeholder (no credentials set: execute would stop here)"
-    client = ApiClient(url, creds, create_endpoint=CREATE_BY_API[campaign.api])
+    client = ApiClient(url, creds, create_endpoint=CREATE_BY_API[campaign.api], writes_tokens=False)
     rule = RateRule.for_rate(campaign.limits.requests_per_second)
     start = datetime.now(timezone.utc).timestamp()
     times = rule.schedule(plan.requests["total"])
