@@ -631,7 +631,7 @@ class Executor:
         while queue:
             request = queue.popleft()
             if self.stop is not None:
-                self._release(request)
+                self._release(request.pairs)
                 continue
             await self._create(work, request, queue)
 
@@ -642,9 +642,8 @@ class Executor:
         held = False  # the request's pairs are pending under its key (an attempt left)
         dropped = [p for p in request.products if p in self.unavailable_products]
         if dropped:  # found unavailable earlier in this run: not offered again in it, left for a later run
-            gone = [pair for pair in request.pairs if pair[1] in dropped]
-            self.ledger.unclaim(self.brand, gone)  # a follow-up's pairs were claimed by the batch's first request
-            self.counts.unsent += len(gone)
+            # (a follow-up's pairs were claimed by the batch's first request)
+            self._release([pair for pair in request.pairs if pair[1] in dropped])
             request.products = [p for p in request.products if p not in dropped]
             if not request.products:
                 return
@@ -657,7 +656,7 @@ class Executor:
                                      claim=pairs if not held and request.fresh else (),
                                      rekey=pairs if not held and not request.fresh else ())
             if answer is None:
-                self._release(request)
+                self._release(request.pairs)
                 return
             held = answer.sent_at is not None or held  # it left: its pairs are pending under its key now
             outcome = answer.outcome
@@ -678,15 +677,15 @@ class Executor:
                 return
             if outcome in STOPS_CAMPAIGN:
                 self._stop_campaign(answer, request)
-                self._release(request)
+                self._release(request.pairs)
                 return
             if outcome is Outcome.OUTREACH_QUOTA:
                 self.halt(Stop("outreach_quota", f"the weekly outreach quota is spent ({answer.code})", EXIT_QUOTA,
                                hint=answer.hint))
-                self._release(request)
+                self._release(request.pairs)
                 return
             if outcome in (Outcome.DAILY_QUOTA, Outcome.AUTH, Outcome.TOKEN_EXPIRED, Outcome.UNSUPPORTED):
-                self._release(request)  # `call` has stopped the brand or the run
+                self._release(request.pairs)  # `call` has stopped the brand or the run
                 return
             if outcome is Outcome.RATE_LIMITED:
                 self.counts.retries += 1
@@ -711,7 +710,7 @@ class Executor:
                     # nothing was created: the same request (and name) is sent again
                 if attempt >= self.options.max_attempts:
                     self._error(pairs, answer, f"gave up after {attempt} attempts; left for a later run")
-                    self._release(request)
+                    self._release(request.pairs)
                     return
                 await self._backoff(attempt, answer.retry_after)
                 continue
@@ -789,7 +788,7 @@ class Executor:
                 if work.lone_refusals[product] >= 3:
                     self._drop_products(work, request, queue, {product}, answer)
                 else:  # neither is blamed: the pair waits for a later run
-                    self._release(request)
+                    self._release(request.pairs)
                     self._error(request.pairs, answer, "refused as unavailable: the creator or the product; "
                                                        "left for a later run")
                 return
@@ -803,9 +802,8 @@ class Executor:
             # the shop's own standing, not the creator's: left out until the outreach week ends, as the
             # eligibility check's answer would have, and their pairs wait for then
             week = OutreachWeek.at(datetime.now(timezone.utc), self.campaign.limits)
-            self.ledger.unclaim(self.brand, bad)
+            self._release(bad)
             self.ledger.flag_creators(self.brand, sorted(named), "unreachable", reason, iso(week.resets_at.timestamp()))
-            self.counts.unsent += len(bad)
             self.counts.unreachable += len(named)
         else:
             self.ledger.mark(self.brand, bad, INELIGIBLE, code=answer.code, message=answer.message, defer=True)
@@ -820,8 +818,7 @@ class Executor:
         the run, their pairs back to the plan for a later run (a product may be available again)."""
         self.unavailable_products |= products
         gone = [p for p in request.pairs if p[1] in products]
-        self.ledger.unclaim(self.brand, gone)
-        self.counts.unsent += len(gone)
+        self._release(gone)
         self._error(gone, answer, f"product(s) {', '.join(sorted(products))} unavailable on the platform: left out "
                                   f"for the rest of the run, their pairs for a later one")
         self.counts.resent += self._follow_up(work, queue, [p for p in request.pairs if p[1] not in products],
@@ -839,7 +836,7 @@ class Executor:
         if work.splits_left < len(halves):
             self._error(request.pairs, answer, "the platform refused without naming whom, and this batch's split "
                                                "requests are spent; left for a later run")
-            self._release(request)
+            self._release(request.pairs)
             return
         work.splits_left -= len(halves)
         self.counts.split_requests += len(halves)
@@ -876,11 +873,11 @@ class Executor:
         self.halt(Stop("campaign_refused", f"campaign {self.campaign.campaign}: {why} ({answer.code})",
                        EXIT_BAD_INPUT, hint=answer.hint))
 
-    def _release(self, request: _Request) -> None:
+    def _release(self, pairs: Sequence[Pair]) -> None:
         """The platform did not act on these pairs: they go back to the plan, for this run or a later one
         (pending ones, that is: a request reserved but never sent claimed them too)."""
-        self.ledger.unclaim(self.brand, request.pairs)
-        self.counts.unsent += len(request.pairs)
+        self.ledger.unclaim(self.brand, pairs)
+        self.counts.unsent += len(pairs)
 
     def _open_id(self, creator: str) -> str:
         return self._open_by_user.get(creator, creator)

@@ -312,7 +312,8 @@ def make_plan(
     score = scorer_for(campaign, state, today)
     candidate_pairs, n_min = 0, len(product_ids)
     plain_ids = state.plain_ids
-    platform = platform_outreach(state.platform_outreach, now, OutreachWeek.at(now, campaign.limits))
+    week = OutreachWeek.at(now, campaign.limits)
+    platform = platform_outreach(state.platform_outreach, now, week)
     # the largest creator the shop's GMV tier may reach this week: a create to one above it is refused (16024021)
     ceiling = platform["max_followers"] if platform is not None and platform["max_followers"] else None
     for c in creators:
@@ -363,7 +364,6 @@ def make_plan(
 
     limits = campaign.limits
     quota_day = QuotaDay.at(now, limits.quota_timezone)
-    week = OutreachWeek.at(now, limits)
     invite_budget = max(0, limits.daily_requests - limits.reserve_requests - state.requests_used)
     outreach_limit: int | None = limits.outreach_per_week
     outreach_left = max(0, limits.outreach_per_week - state.outreach_used)
@@ -424,10 +424,11 @@ def make_plan(
     # Lowest-ranked batches wait: the planner never spends the reserve or beyond the day, and the reads that
     # come before the creates (reconciliation, who the plan reaches, the outreach figures) are paid from the
     # same requests
-    kept = min(len(batches), max(0, invite_budget - reconciles))
+    for_creates = invite_budget - reconciles
+    kept = min(len(batches), max(0, for_creates))
     unchecked = [sum(cid not in state.checked for cid in b.creator_ids) for b in batches[:kept]]
     to_screen = sum(unchecked)  # at most: a creator in two batches is checked once
-    while kept and kept + _screening(to_screen, kept, state.outreach_to_read) > invite_budget - reconciles:
+    while kept and kept + _screening(to_screen, kept, state.outreach_to_read) > for_creates:
         kept -= 1
         to_screen -= unchecked[kept]
     if kept < len(batches):
